@@ -1,0 +1,18 @@
+"""Every domain's router, assembled in one place."""
+
+from fastapi import APIRouter
+
+from slipway.audit.routes import router as audit_router
+from slipway.auth.routes import router as auth_router
+from slipway.jobs.routes import router as operations_router
+from slipway.system.routes import metrics_router
+from slipway.system.routes import router as system_router
+
+api_router = APIRouter()
+api_router.include_router(auth_router)
+api_router.include_router(audit_router)
+api_router.include_router(operations_router)
+api_router.include_router(system_router)
+
+root_router = APIRouter()
+root_router.include_router(metrics_router)

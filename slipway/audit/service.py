@@ -1,0 +1,62 @@
+"""Writing and reading the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from slipway.audit.models import AuditEntry
+
+
+def record(
+    session: Session,
+    *,
+    actor: str | None,
+    action: str,
+    target: str | None,
+    source_ip: str | None,
+    status_code: int,
+    request_id: str | None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        AuditEntry(
+            actor=actor,
+            action=action,
+            target=target,
+            source_ip=source_ip,
+            status_code=status_code,
+            result="ok"
+            if status_code < 400
+            else ("denied" if status_code in (401, 403, 429) else "error"),
+            request_id=request_id,
+            details=details,
+        )
+    )
+
+
+def list_(
+    session: Session,
+    *,
+    limit: int,
+    cursor: int | None,
+    actor: str | None = None,
+    action: str | None = None,
+    since: datetime | None = None,
+) -> tuple[list[AuditEntry], int | None]:
+    """Newest first; the cursor is the id of the last entry of the previous page."""
+    query = select(AuditEntry)
+    if cursor is not None:
+        query = query.where(AuditEntry.id < cursor)
+    if actor:
+        query = query.where(AuditEntry.actor == actor)
+    if action:
+        query = query.where(AuditEntry.action.startswith(action))
+    if since:
+        query = query.where(AuditEntry.time >= since)
+    rows = list(session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit + 1)))
+    items = rows[:limit]
+    return items, (items[-1].id if len(rows) > limit else None)

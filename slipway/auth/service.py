@@ -1,0 +1,295 @@
+"""Users, passwords, tokens and login throttling."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+import redis
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from slipway.auth.models import ApiToken, Role, TokenKind, User
+from slipway.core.config import Settings
+from slipway.core.db import utcnow
+from slipway.core.errors import (
+    AuthError,
+    ConflictError,
+    InputError,
+    NotFoundError,
+    RateLimitedError,
+)
+from slipway.core.redis import get_redis, key
+from slipway.core.security import hash_password, hash_token, new_token, verify_password
+
+NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
+MIN_PASSWORD_LENGTH = 8
+LAST_USED_EVERY = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the user, their role, and the token they used."""
+
+    user_id: int
+    name: str
+    role: Role
+    token_id: int
+    token_kind: TokenKind
+
+
+def check_name(name: str, *, field: str = "name") -> str:
+    if not NAME_PATTERN.match(name):
+        raise InputError(
+            f"{field} {name[:80]!r} is not valid: use 1-64 lowercase letters, digits, '.', '_' or "
+            "'-', starting and ending with a letter or digit",
+            field=field,
+        )
+    return name
+
+
+def check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InputError(
+            f"the password is too short: use at least {MIN_PASSWORD_LENGTH} characters",
+            field="password",
+        )
+    return password
+
+
+# --- users ------------------------------------------------------------------------------------
+
+
+def get_user(session: Session, name: str) -> User | None:
+    return session.scalar(select(User).where(User.name == name))
+
+
+def get_user_or_raise(session: Session, name: str) -> User:
+    user = get_user(session, name)
+    if user is None:
+        raise NotFoundError(f"user {name!r} does not exist", code="user_not_found")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.name)))
+
+
+def create_user(session: Session, *, name: str, password: str, role: Role) -> User:
+    check_name(name)
+    check_password(password)
+    if get_user(session, name) is not None:
+        raise ConflictError(f"user {name!r} already exists; pick another name", code="user_exists")
+    user = User(name=name, password_hash=hash_password(password), role=role)
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise ConflictError(
+            f"user {name!r} already exists; pick another name", code="user_exists"
+        ) from None
+    return user
+
+
+def update_user(
+    session: Session,
+    *,
+    name: str,
+    role: Role | None = None,
+    password: str | None = None,
+    is_active: bool | None = None,
+) -> User:
+    user = get_user_or_raise(session, name)
+    if role is not None:
+        user.role = role
+    if password is not None:
+        user.password_hash = hash_password(check_password(password))
+    if is_active is not None:
+        user.is_active = is_active
+    if password is not None or is_active is False or role is not None:
+        # Logged-in sessions carry the old rights; make them log in again.
+        revoke_sessions(session, user.id)
+    session.flush()
+    return user
+
+
+def delete_user(session: Session, name: str) -> None:
+    session.delete(get_user_or_raise(session, name))
+    session.flush()
+
+
+# --- login ------------------------------------------------------------------------------------
+
+
+def _throttle_key(name: str, source_ip: str) -> str:
+    return key("login-failures", name.lower()[:64], source_ip)
+
+
+def _check_throttle(settings: Settings, name: str, source_ip: str) -> None:
+    try:
+        client = get_redis(settings)
+        failures = int(client.get(_throttle_key(name, source_ip)) or 0)
+        if failures >= settings.login_max_failures:
+            wait = max(1, int(client.ttl(_throttle_key(name, source_ip))))
+            raise RateLimitedError(
+                f"too many failed logins for {name!r} from {source_ip}; try again in {wait} s",
+                retry_after=wait,
+            )
+    except redis.RedisError:
+        return
+
+
+def _record_failure(settings: Settings, name: str, source_ip: str) -> None:
+    try:
+        client = get_redis(settings)
+        pipe = client.pipeline()
+        pipe.incr(_throttle_key(name, source_ip))
+        pipe.expire(_throttle_key(name, source_ip), settings.login_lockout_seconds)
+        pipe.execute()
+    except redis.RedisError:
+        return
+
+
+def login(
+    session: Session, settings: Settings, *, name: str, password: str, source_ip: str
+) -> tuple[str, ApiToken]:
+    """Check the password and issue a session token that expires after `token_ttl_minutes`."""
+    _check_throttle(settings, name, source_ip)
+    user = get_user(session, name)
+    ok = verify_password(password, user.password_hash if user else None)
+    if not ok or user is None or not user.is_active:
+        _record_failure(settings, name, source_ip)
+        raise AuthError("wrong user name or password", code="invalid_credentials")
+    try:
+        get_redis(settings).delete(_throttle_key(name, source_ip))
+    except redis.RedisError:
+        pass
+    user.last_login_at = utcnow()
+    token, row = _issue(
+        session,
+        user=user,
+        name="login",
+        kind=TokenKind.session,
+        ttl=timedelta(minutes=settings.token_ttl_minutes),
+    )
+    return token, row
+
+
+# --- tokens -----------------------------------------------------------------------------------
+
+
+def _issue(
+    session: Session, *, user: User, name: str, kind: TokenKind, ttl: timedelta | None
+) -> tuple[str, ApiToken]:
+    token = new_token("sls" if kind == TokenKind.session else "slw")
+    row = ApiToken(
+        user_id=user.id,
+        name=name,
+        kind=kind,
+        token_hash=hash_token(token),
+        expires_at=utcnow() + ttl if ttl else None,
+    )
+    session.add(row)
+    session.flush()
+    return token, row
+
+
+def create_api_token(
+    session: Session, *, user_name: str, name: str, expires_in_days: int | None = None
+) -> tuple[str, ApiToken]:
+    """A long-lived token for CI; the token text is returned once and never stored."""
+    check_name(name, field="token name")
+    user = get_user_or_raise(session, user_name)
+    existing = session.scalar(
+        select(ApiToken).where(
+            ApiToken.user_id == user.id,
+            ApiToken.name == name,
+            ApiToken.kind == TokenKind.api,
+            ApiToken.revoked_at.is_(None),
+        )
+    )
+    if existing is not None:
+        raise ConflictError(
+            f"user {user_name!r} already has a token named {name!r}; revoke it or pick another name",
+            code="token_exists",
+        )
+    ttl = timedelta(days=expires_in_days) if expires_in_days else None
+    return _issue(session, user=user, name=name, kind=TokenKind.api, ttl=ttl)
+
+
+def list_api_tokens(
+    session: Session, *, user_name: str | None = None
+) -> list[tuple[ApiToken, str]]:
+    query = (
+        select(ApiToken, User.name)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.kind == TokenKind.api)
+        .order_by(ApiToken.id)
+    )
+    if user_name:
+        query = query.where(User.name == user_name)
+    return [(token, owner) for token, owner in session.execute(query).all()]
+
+
+def revoke_api_token(session: Session, token_id: int) -> tuple[ApiToken, str]:
+    """Revoke an API token; returns it and its owner's name."""
+    row = session.get(ApiToken, token_id)
+    if row is None or row.kind != TokenKind.api:
+        raise NotFoundError(f"token {token_id} does not exist", code="token_not_found")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    session.flush()
+    owner = session.get(User, row.user_id)
+    return row, owner.name if owner else "?"
+
+
+def revoke_sessions(session: Session, user_id: int) -> None:
+    session.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.user_id == user_id,
+            ApiToken.kind == TokenKind.session,
+            ApiToken.revoked_at.is_(None),
+        )
+        .values(revoked_at=utcnow())
+    )
+
+
+def authenticate(session: Session, token: str) -> Principal:
+    """The principal behind a bearer token, or AuthError saying what is wrong with it."""
+    row = session.execute(
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == hash_token(token))
+    ).first()
+    if row is None:
+        raise AuthError(
+            "the bearer token is not valid; log in again or create a new API token",
+            code="invalid_token",
+        )
+    api_token, user = row
+    now = utcnow()
+    if api_token.revoked_at is not None:
+        raise AuthError(
+            "the bearer token was revoked; log in again or create a new API token",
+            code="token_revoked",
+        )
+    if api_token.expires_at is not None and api_token.expires_at <= now:
+        raise AuthError("the bearer token has expired; log in again", code="token_expired")
+    if not user.is_active:
+        raise AuthError(f"user {user.name!r} is disabled", code="user_disabled")
+    if api_token.last_used_at is None or now - api_token.last_used_at >= LAST_USED_EVERY:
+        session.execute(
+            update(ApiToken).where(ApiToken.id == api_token.id).values(last_used_at=now)
+        )
+        session.commit()
+    return Principal(
+        user_id=user.id,
+        name=user.name,
+        role=Role(user.role),
+        token_id=api_token.id,
+        token_kind=TokenKind(api_token.kind),
+    )

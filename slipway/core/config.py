@@ -1,0 +1,85 @@
+"""Process settings: environment variables with the SLIPWAY_ prefix, or a `.env` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a slipway process needs to start; external targets are configured via the API."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SLIPWAY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    log_dir: Path | None = None
+    log_level: str = "INFO"
+    log_retention_days: int = Field(14, ge=1)
+    operation_log_retention_days: int = Field(30, ge=1)
+    secret_key: SecretStr | None = None
+    secret_key_file: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    queues: Annotated[list[str], NoDecode] = ["default"]
+    # Modules imported at start by the API and workers; they may register operation kinds.
+    plugins: Annotated[list[str], NoDecode] = []
+
+    # Liveness of running operations: a worker refreshes each running operation's heartbeat every
+    # `heartbeat_interval` seconds; one not refreshed for `worker_lost_after` seconds is failed.
+    heartbeat_interval: float = Field(5.0, gt=0)
+    worker_lost_after: float = Field(30.0, gt=0)
+    maintenance_interval: float = Field(5.0, gt=0)
+
+    token_ttl_minutes: int = Field(12 * 60, ge=1)
+    login_max_failures: int = Field(5, ge=1)
+    login_lockout_seconds: int = Field(300, ge=1)
+
+    # For the CLI's HTTP client commands.
+    url: str = "http://127.0.0.1:8000"
+    token: SecretStr | None = None
+
+    @field_validator("queues", "plugins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _fill_derived_paths(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if self.log_dir is None:
+            self.log_dir = self.data_dir / "logs"
+        if self.secret_key_file is None:
+            self.secret_key_file = self.data_dir / "secret.key"
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'slipway.db'}"
+        return self
+
+    @property
+    def logs_path(self) -> Path:
+        assert self.log_dir is not None
+        return self.log_dir
+
+    @property
+    def key_file(self) -> Path:
+        assert self.secret_key_file is not None
+        return self.secret_key_file
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

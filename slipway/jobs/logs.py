@@ -1,0 +1,231 @@
+"""Operation log lines: written by a job, masked, published on a Redis stream at once and stored
+in the database in batches; read back by any API replica.
+
+The Redis stream of an operation uses the line's sequence number as its entry id (`<seq>-0`), so a
+follower resumes from any line with one XREAD. The last entry, `<seq>-1`, marks the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import redis
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from slipway.core.config import Settings
+from slipway.core.db import session_factory, utcnow
+from slipway.core.redis import get_redis, key
+from slipway.jobs.models import OperationLog
+
+log = logging.getLogger(__name__)
+
+MASK = "******"
+STREAM_MAXLEN = 20_000
+STREAM_TTL_AFTER_END = 3600
+MAX_LINE_CHARS = 16_000
+_FLUSH_LINES = 500
+_FLUSH_SECONDS = 0.25
+
+
+def stream_key(operation_id: str) -> str:
+    return key("oplog", operation_id)
+
+
+@dataclass(frozen=True)
+class LogLine:
+    seq: int
+    time: datetime
+    stream: str
+    text: str
+
+    @classmethod
+    def from_stream(cls, seq: int, fields: dict[str, str]) -> LogLine:
+        return cls(
+            seq=seq,
+            time=datetime.fromisoformat(fields["time"].replace("Z", "+00:00")),
+            stream=fields["stream"],
+            text=fields["text"],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "time": self.time.isoformat().replace("+00:00", "Z"),
+            "stream": self.stream,
+            "text": self.text,
+        }
+
+
+class SecretMasker:
+    """Replaces every known secret value in a text; longest first, so no secret leaks in part."""
+
+    MIN_LENGTH = 4
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+
+    def add(self, value: str | None) -> None:
+        if value and len(value) >= self.MIN_LENGTH and value not in self._values:
+            self._values.add(value)
+            ordered = sorted(self._values, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+    def mask(self, text: str) -> str:
+        return self._pattern.sub(MASK, text) if self._pattern else text
+
+
+class LogWriter:
+    """Writes one operation's lines. Thread-safe: the job and its output readers share it."""
+
+    def __init__(self, operation_id: str, settings: Settings, masker: SecretMasker) -> None:
+        self.operation_id = operation_id
+        self._settings = settings
+        self._masker = masker
+        self._redis = get_redis(settings)
+        self._lock = threading.Lock()
+        self._pending: list[dict[str, Any]] = []
+        self._last_flush = time.monotonic()
+        self._seq = self._last_seq()
+
+    def _last_seq(self) -> int:
+        with session_factory(self._settings)() as session:
+            stored = session.scalar(
+                select(func.max(OperationLog.seq)).where(
+                    OperationLog.operation_id == self.operation_id
+                )
+            )
+        published = 0
+        try:
+            newest = self._redis.xrevrange(stream_key(self.operation_id), count=1)
+            if newest:
+                published = int(newest[0][0].decode().split("-")[0])
+        except redis.RedisError:
+            log.warning(
+                "redis unavailable; log lines of %s go to the database only", self.operation_id
+            )
+        return max(stored or 0, published)
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def write(self, text: str, stream: str = "stdout") -> None:
+        lines = self._masker.mask(text.rstrip("\n")).split("\n")
+        with self._lock:
+            for line in lines:
+                self._seq += 1
+                entry = {
+                    "operation_id": self.operation_id,
+                    "seq": self._seq,
+                    "time": utcnow(),
+                    "stream": stream,
+                    "text": line[:MAX_LINE_CHARS],
+                }
+                self._pending.append(entry)
+                self._publish(entry)
+            if (
+                len(self._pending) >= _FLUSH_LINES
+                or time.monotonic() - self._last_flush >= _FLUSH_SECONDS
+            ):
+                self._flush_locked()
+
+    def _publish(self, entry: dict[str, Any]) -> None:
+        try:
+            self._redis.xadd(
+                stream_key(self.operation_id),
+                {
+                    "time": entry["time"].isoformat().replace("+00:00", "Z"),
+                    "stream": entry["stream"],
+                    "text": entry["text"],
+                },
+                id=f"{entry['seq']}-0",
+                maxlen=STREAM_MAXLEN,
+                approximate=True,
+            )
+        except redis.ResponseError:
+            # The stream moved past this id (another writer, or an old end marker); the line is
+            # still stored, and followers fill gaps from the database.
+            pass
+        except redis.RedisError:
+            pass
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        self._last_flush = time.monotonic()
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        with session_factory(self._settings)() as session:
+            session.execute(insert(OperationLog), batch)
+            session.commit()
+
+    def end(self, status: str) -> None:
+        self.flush()
+        end_stream(self._settings, self.operation_id, status, last_seq=self._seq)
+
+
+def end_stream(settings: Settings, operation_id: str, status: str, *, last_seq: int) -> None:
+    """Tell followers the operation is over; the stream expires an hour later."""
+    client = get_redis(settings)
+    name = stream_key(operation_id)
+    try:
+        try:
+            client.xadd(name, {"end": status}, id=f"{last_seq}-1")
+        except redis.ResponseError:
+            client.xadd(name, {"end": status})
+        client.expire(name, STREAM_TTL_AFTER_END)
+    except redis.RedisError:
+        log.warning(
+            "could not publish the end of %s's log; followers poll the database", operation_id
+        )
+
+
+def read_lines(
+    session: Session, operation_id: str, *, after_seq: int = 0, limit: int = 1000
+) -> list[LogLine]:
+    rows = session.execute(
+        select(OperationLog.seq, OperationLog.time, OperationLog.stream, OperationLog.text)
+        .where(OperationLog.operation_id == operation_id, OperationLog.seq > after_seq)
+        .order_by(OperationLog.seq)
+        .limit(limit)
+    ).all()
+    return [LogLine(seq=r.seq, time=r.time, stream=r.stream, text=r.text) for r in rows]
+
+
+def append_system_line(settings: Settings, session: Session, operation_id: str, text: str) -> int:
+    """A line written by slipway itself (reaper, cancel) outside any running job; returns its seq."""
+    seq = (
+        session.scalar(
+            select(func.max(OperationLog.seq)).where(OperationLog.operation_id == operation_id)
+        )
+        or 0
+    ) + 1
+    now = utcnow()
+    session.add(
+        OperationLog(operation_id=operation_id, seq=seq, time=now, stream="system", text=text)
+    )
+    try:
+        get_redis(settings).xadd(
+            stream_key(operation_id),
+            {"time": now.isoformat().replace("+00:00", "Z"), "stream": "system", "text": text},
+            id=f"{seq}-0",
+        )
+    except redis.RedisError:
+        pass
+    return seq
+
+
+def purge_older_than(session: Session, cutoff: datetime) -> int:
+    result = session.execute(delete(OperationLog).where(OperationLog.time < cutoff))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,74 @@
+"""The RQ side of operations: one RQ job per operation, with the operation's id as the job id."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from rq import Queue
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+
+from slipway.core.config import Settings
+from slipway.core.redis import get_redis
+
+log = logging.getLogger(__name__)
+
+RUNNER = "slipway.jobs.runner.run_operation"
+# The runner enforces the operation's own timeout; RQ's is a backstop past it.
+RQ_TIMEOUT_MARGIN = 120
+RESULT_TTL = 24 * 3600
+
+
+def queue_name(name: str) -> str:
+    return f"slipway-{name}"
+
+
+def get_queue(settings: Settings, name: str) -> Queue:
+    return Queue(queue_name(name), connection=get_redis(settings), serializer=JSONSerializer)
+
+
+def enqueue(settings: Settings, *, operation_id: str, queue: str, timeout: int) -> bool:
+    """Put the operation's job on its queue; False when Redis is unreachable (maintenance retries)."""
+    try:
+        get_queue(settings, queue).enqueue(
+            RUNNER,
+            operation_id,
+            job_id=operation_id,
+            job_timeout=timeout + RQ_TIMEOUT_MARGIN,
+            result_ttl=RESULT_TTL,
+            failure_ttl=RESULT_TTL,
+            description=f"operation {operation_id}",
+        )
+        return True
+    except redis.RedisError as exc:
+        log.warning("could not enqueue operation %s: %s; maintenance will retry", operation_id, exc)
+        return False
+
+
+def job_status(settings: Settings, operation_id: str) -> JobStatus | None:
+    """RQ's state of the operation's job, or None when Redis has no such job."""
+    try:
+        job = Job.fetch(operation_id, connection=get_redis(settings), serializer=JSONSerializer)
+    except Exception:  # rq raises NoSuchJobError, or a deserialization error for a foreign key
+        return None
+    return job.get_status(refresh=False)
+
+
+def job_failure(settings: Settings, operation_id: str) -> str | None:
+    try:
+        job = Job.fetch(operation_id, connection=get_redis(settings), serializer=JSONSerializer)
+        result = job.latest_result()
+    except Exception:
+        return None
+    return (
+        (result.exc_string or "").strip().splitlines()[-1] if result and result.exc_string else None
+    )
+
+
+def remove(settings: Settings, *, operation_id: str, queue: str) -> None:
+    try:
+        get_queue(settings, queue).remove(operation_id)
+        Job(operation_id, connection=get_redis(settings)).delete(remove_from_queue=False)
+    except redis.RedisError:
+        pass
