@@ -6,6 +6,7 @@ import logging
 
 import redis
 from rq import Queue
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
@@ -50,9 +51,9 @@ def job_status(settings: Settings, operation_id: str) -> JobStatus | None:
     """RQ's state of the operation's job, or None when Redis has no such job."""
     try:
         job = Job.fetch(operation_id, connection=get_redis(settings), serializer=JSONSerializer)
-    except Exception:  # rq raises NoSuchJobError, or a deserialization error for a foreign key
+        return job.get_status(refresh=False)
+    except (NoSuchJobError, InvalidJobOperation):
         return None
-    return job.get_status(refresh=False)
 
 
 def job_failure(settings: Settings, operation_id: str) -> str | None:
@@ -66,9 +67,10 @@ def job_failure(settings: Settings, operation_id: str) -> str | None:
     )
 
 
-def remove(settings: Settings, *, operation_id: str, queue: str) -> None:
+def remove(settings: Settings, *, operation_id: str) -> None:
+    """Drop the operation's job from RQ, if RQ has it (the runner would skip it anyway)."""
     try:
-        get_queue(settings, queue).remove(operation_id)
-        Job(operation_id, connection=get_redis(settings)).delete(remove_from_queue=False)
-    except redis.RedisError:
+        job = Job.fetch(operation_id, connection=get_redis(settings), serializer=JSONSerializer)
+        job.delete()
+    except (NoSuchJobError, InvalidJobOperation, redis.RedisError):
         pass

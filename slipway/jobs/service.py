@@ -247,7 +247,7 @@ def cancel(
                 error={"code": "canceled", "message": f"canceled by {who} before it started"},
                 note=f"canceled by {who} before it started",
             )
-            queue.remove(settings, operation_id=operation_id, queue=operation.queue)
+            queue.remove(settings, operation_id=operation_id)
             return operation
         session.rollback()
         operation = get_or_raise(session, operation_id)

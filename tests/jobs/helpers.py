@@ -1,0 +1,40 @@
+"""Helpers for the operations tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from slipway.core.config import Settings
+from slipway.core.db import session_factory
+from slipway.jobs import service
+from slipway.jobs.models import Operation
+from tests.conftest import wait_for
+
+
+def submit(settings: Settings, kind: str, **kwargs: Any) -> str:
+    with session_factory(settings)() as session:
+        return service.submit(session, settings, kind=kind, **kwargs).id
+
+
+def load(settings: Settings, operation_id: str) -> Operation:
+    with session_factory(settings)() as session:
+        operation = session.get(Operation, operation_id)
+        assert operation is not None
+        return operation
+
+
+def wait_status(
+    settings: Settings, operation_id: str, *statuses: str, timeout: float = 30
+) -> Operation:
+    wait_for(
+        lambda: load(settings, operation_id).status in statuses,
+        timeout=timeout,
+        what=f"operation {operation_id} to be {'/'.join(statuses)} "
+        f"(it is {load(settings, operation_id).status})",
+    )
+    return load(settings, operation_id)
+
+
+def marks(path: Path) -> list[str]:
+    return path.read_text().split("\n")[:-1] if path.exists() else []
