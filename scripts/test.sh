@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Run the whole test suite: make sure PostgreSQL and Redis answer (starting them if needed), run
+# pytest with the given arguments, then stop whatever was started here. Exits with pytest's code.
+#
+#   scripts/test.sh [PYTEST_ARGS...]      (make test PYTEST_ARGS='-x -k auth')
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/pytest ]; then
+  echo "no .venv/bin/pytest: run 'make test' (it creates the venv first)" >&2
+  exit 1
+fi
+
+workdir=$(mktemp -d "${TMPDIR:-/tmp}/slipway-test.XXXXXX")
+export SLIPWAY_TEST_SERVICES_STATE="$workdir/services.state"
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  scripts/test-services.sh stop "$SLIPWAY_TEST_SERVICES_STATE" || true
+  rm -rf "$workdir"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+scripts/test-services.sh start "$SLIPWAY_TEST_SERVICES_STATE"
+
+rc=0
+.venv/bin/pytest "$@" || rc=$?
+exit "$rc"
