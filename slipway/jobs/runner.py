@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from datetime import timedelta
 from typing import Any
@@ -56,12 +57,23 @@ def run_operation(operation_id: str) -> str:
             settings=settings,
         )
     active.register(ctx)
+    started = time.perf_counter()
     try:
         outcome = _execute(spec, ctx)
     finally:
         active.unregister(operation_id)
         ctx.kill_children()
     _record(ctx, spec, **outcome)
+    error = outcome["error"] or {}
+    log.info(
+        "operation %s kind=%s status=%s duration=%.3fs attempt=%d%s",
+        operation_id,
+        ctx.kind,
+        outcome["status"],
+        time.perf_counter() - started,
+        ctx.attempt,
+        f" error={error['code']}" if error else "",
+    )
     return str(outcome["status"])
 
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis as redis_lib
 
+from slipway.core.config import get_settings
 from slipway.core.db import session_factory
+from slipway.jobs.kinds import load_kinds
 from slipway.jobs import logs as oplogs
 from slipway.jobs import service
 from tests.conftest import Processes, wait_for
@@ -282,3 +288,82 @@ def test_sigterm_requeues_a_resumable_operation_which_resumes_elsewhere(
     steps = [line.split()[1] for line in marks(mark_file)]
     assert steps == ["step1", "step2", "step3", "step4"]
     assert "skipping step 1" in log_text(settings, op_id)
+
+
+class PrivateRedis:
+    """A redis-server of this test's own, so it can be restarted (losing everything, like the
+    machine's Redis, which keeps nothing on disk)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        from tests.conftest import free_port
+
+        self.port = free_port()
+        self.dir = tmp_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.dir)],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis_lib.Redis.from_url(self.url)
+        wait_for(lambda: _pings(client), timeout=10, what="redis-server")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+def _pings(client: redis_lib.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis_lib.RedisError:
+        return False
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env) -> Iterator[PrivateRedis]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    server = PrivateRedis(tmp_path)
+    server.start()
+    monkeypatch.setenv("SLIPWAY_REDIS_URL", server.url)
+    get_settings.cache_clear()
+    yield server
+    server.stop()
+
+
+def test_queued_operations_survive_a_redis_restart_and_run_once(
+    private_redis: PrivateRedis, processes: Processes, tmp_path: Path
+):
+    settings = get_settings()
+    load_kinds(settings)
+    processes.env["SLIPWAY_REDIS_URL"] = private_redis.url
+    worker = processes.worker_on(private_redis.url)
+    mark_file = tmp_path / "marks"
+    before = submit(settings, "test.steps", params={"steps": 1, "marks": str(mark_file)})
+    wait_status(settings, before, "succeeded")
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(timeout=20)
+    queued = [
+        submit(settings, "test.steps", params={"steps": 1, "marks": str(mark_file)})
+        for _ in range(4)
+    ]
+    private_redis.stop()
+    private_redis.start()  # empty: the queue is gone
+    processes.worker_on(private_redis.url)
+    for op_id in queued:
+        wait_status(settings, op_id, "succeeded", timeout=30)
+    # An idle worker rides out a restart too.
+    private_redis.stop()
+    private_redis.start()
+    after = submit(settings, "test.steps", params={"steps": 1, "marks": str(mark_file)})
+    wait_status(settings, after, "succeeded", timeout=30)
+    ran = [line.split()[0] for line in marks(mark_file)]
+    assert sorted(ran) == sorted([before, *queued, after])
