@@ -206,11 +206,17 @@ class Processes:
     def worker(self, name: str | None = None, *args: str) -> subprocess.Popen[bytes]:
         return self.worker_on(REDIS_URL, name, *args)
 
-    def worker_on(self, redis_url: str, name: str | None = None, *args: str) -> subprocess.Popen[bytes]:
+    def worker_on(
+        self, redis_url: str, name: str | None = None, *args: str
+    ) -> subprocess.Popen[bytes]:
         """A worker on the Redis at `redis_url`, once it has announced itself."""
         name = name or f"w{len(self.started)}-{uuid.uuid4().hex[:6]}"
         process = self.spawn(
-            "worker", "--name", name, *args, log_name=f"worker-{name}",
+            "worker",
+            "--name",
+            name,
+            *args,
+            log_name=f"worker-{name}",
             extra_env={"SLIPWAY_REDIS_URL": redis_url},
         )
         client = redis_lib.Redis.from_url(redis_url)

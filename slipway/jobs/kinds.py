@@ -1,4 +1,4 @@
-"""The registry of operation kinds: what each kind runs, on which queue, and how it may be retried."""
+"""The registry of operation kinds: what each runs, on which queue, and how it may be retried."""
 
 from __future__ import annotations
 

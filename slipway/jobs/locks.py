@@ -49,7 +49,9 @@ def parse_lock_keys(raw: list[str | dict[str, Any] | LockKey] | None) -> list[Lo
 
 
 def try_grant(session: Session, operation: Operation) -> bool:
-    """Grant all of `operation`'s keys if each has room and nobody waits ahead; caller holds mutex."""
+    """Grant all of `operation`'s keys if each has room and nobody waits ahead.
+
+    The caller holds the dispatch mutex."""
     wanted = session.scalars(
         select(OperationLock).where(OperationLock.operation_id == operation.id)
     ).all()

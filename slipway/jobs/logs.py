@@ -204,7 +204,7 @@ def read_lines(
 
 
 def append_system_line(settings: Settings, session: Session, operation_id: str, text: str) -> int:
-    """A line written by slipway itself (reaper, cancel) outside any running job; returns its seq."""
+    """A line written by slipway itself (reaper, cancel), not by a job; returns its seq."""
     seq = (
         session.scalar(
             select(func.max(OperationLog.seq)).where(OperationLog.operation_id == operation_id)

@@ -30,7 +30,7 @@ def get_queue(settings: Settings, name: str) -> Queue:
 
 
 def enqueue(settings: Settings, *, operation_id: str, queue: str, timeout: int) -> bool:
-    """Put the operation's job on its queue; False when Redis is unreachable (maintenance retries)."""
+    """Put the operation's job on its queue; False when Redis is down (maintenance retries)."""
     try:
         get_queue(settings, queue).enqueue(
             RUNNER,

@@ -76,7 +76,7 @@ def create_operation(
     request: Request,
     response: Response,
 ) -> OperationEnvelope:
-    """Start an operation of a kind that may be started directly (e.g. system.check, system.noop)."""
+    """Start an operation of a kind that may be started directly (system.check, system.noop)."""
     spec = get_kind(body.kind)
     if not spec.is_public:
         raise InputError(

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def run_operation(operation_id: str) -> str:
-    """Run the operation if it is still queued; safe to call twice (the second call does nothing)."""
+    """Run the operation if it is still queued; a second call for the same id does nothing."""
     settings = get_settings()
     sessions = session_factory(settings)
     now = utcnow()

@@ -82,7 +82,9 @@ def submit(
 def dispatch(
     session: Session, settings: Settings, operations: list[Operation], *, enqueue: bool = True
 ) -> None:
-    """Queue each operation whose locks are free, leave the others waiting; commits, then enqueues."""
+    """Queue each operation whose locks are free and leave the others waiting.
+
+    Commits, then enqueues."""
     ready = []
     if any(op.lock_keys for op in operations):
         hold_mutex(session, "dispatch")

@@ -1,7 +1,8 @@
 """`slipway worker`: an RQ SimpleWorker plus the monitor thread that makes it safe.
 
 Why SimpleWorker: it runs jobs in its own process (no fork per job), which makes dispatch 3x faster
-and throughput 3x higher than RQ's forking Worker on this kind of machine. What it lacks we add here:
+and throughput 3x higher than RQ's forking Worker on this kind of machine. What it lacks we
+add here:
 - heartbeats: RQ's SimpleWorker does not refresh anything during a job, so the monitor thread
   refreshes each running operation's `heartbeat_at` in the database and this worker's presence key
   in Redis; the reaper fails operations whose heartbeat stops (`worker_lost`);

@@ -15,9 +15,9 @@ import redis as redis_lib
 
 from slipway.core.config import get_settings
 from slipway.core.db import session_factory
-from slipway.jobs.kinds import load_kinds
 from slipway.jobs import logs as oplogs
 from slipway.jobs import service
+from slipway.jobs.kinds import load_kinds
 from tests.conftest import Processes, wait_for
 from tests.jobs.helpers import load, marks, submit, wait_status
 
@@ -307,8 +307,19 @@ class PrivateRedis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir)],
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+            ],
             stdout=subprocess.DEVNULL,
         )
         client = redis_lib.Redis.from_url(self.url)

@@ -83,7 +83,7 @@ def secret(ctx: OperationContext) -> None:
 
 @operation_kind("test.lines", timeout=300, is_public=True)
 def lines(ctx: OperationContext) -> dict[str, Any]:
-    """Writes `count` lines at `rate` lines per second, each stamped with the time it was written."""
+    """Writes `count` lines at `rate` lines per second, each stamped with its write time."""
     count = int(ctx.params.get("count", 100))
     rate = float(ctx.params.get("rate", 0)) or None
     started = time.perf_counter()
