@@ -16,8 +16,6 @@ from slipway.core.redis import get_redis
 log = logging.getLogger(__name__)
 
 RUNNER = "slipway.jobs.runner.run_operation"
-# The runner enforces the operation's own timeout; RQ's is a backstop past it.
-RQ_TIMEOUT_MARGIN = 120
 RESULT_TTL = 24 * 3600
 
 
@@ -36,7 +34,7 @@ def enqueue(settings: Settings, *, operation_id: str, queue: str, timeout: int) 
             RUNNER,
             operation_id,
             job_id=operation_id,
-            job_timeout=timeout + RQ_TIMEOUT_MARGIN,
+            job_timeout=timeout,  # RQ's death penalty enforces the operation's timeout
             result_ttl=RESULT_TTL,
             failure_ttl=RESULT_TTL,
             description=f"operation {operation_id}",

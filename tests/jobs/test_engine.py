@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -378,3 +379,12 @@ def test_queued_operations_survive_a_redis_restart_and_run_once(
     wait_status(settings, after, "succeeded", timeout=30)
     ran = [line.split()[0] for line in marks(mark_file)]
     assert sorted(ran) == sorted([before, *queued, after])
+
+
+def test_operation_past_its_timeout_fails_with_code_timeout(settings, processes: Processes):
+    processes.worker()
+    op_id = submit(settings, "test.steps", params={"steps": 10, "sleep": 1}, timeout=2)
+    failed = wait_status(settings, op_id, "failed", timeout=20)
+    assert failed.error["code"] == "timeout"
+    assert "within 2 s" in failed.error["message"]
+    assert failed.finished_at - failed.started_at < timedelta(seconds=4)
