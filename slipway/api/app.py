@@ -29,14 +29,12 @@ log = logging.getLogger(__name__)
 def _audit_writer(settings: Settings) -> Any:
     def write(scope: Scope, status_code: int) -> None:
         state = scope.get("state", {})
-        route = scope.get("route")
-        template = getattr(route, "path", None) or scope["path"]
         client = scope.get("client")
         with session_factory(settings)() as session:
             audit_service.record(
                 session,
                 actor=state.get("actor"),
-                action=f"{scope['method']} {template}",
+                action=f"{scope['method']} {route_template(scope)}",
                 target=scope["path"],
                 source_ip=client[0] if client else None,
                 status_code=status_code,
@@ -45,6 +43,18 @@ def _audit_writer(settings: Settings) -> Any:
             session.commit()
 
     return write
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's full path template (`/api/v1/users/{name}`), else the raw path."""
+    # Since FastAPI 0.137 routers are included lazily and scope["route"] is the route as declared
+    # in its own router, without the include prefixes; the effective context has the full path.
+    effective = scope.get("fastapi", {}).get("effective_route_context")
+    for candidate in (effective, scope.get("route")):
+        template = getattr(candidate, "path_format", None)
+        if template:
+            return str(template)
+    return str(scope["path"])
 
 
 async def _maintenance_loop(settings: Settings) -> None:

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from slipway.core.errors import RateLimitedError, SlipwayError
+from slipway.core.errors import InputError, RateLimitedError, SlipwayError
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,11 @@ def error_response(
     )
 
 
-def _field_name(location: tuple[Any, ...]) -> str:
+def _field_name(error: dict[str, Any]) -> str:
+    location = tuple(error.get("loc", ()))
+    if error.get("type") == "json_invalid":
+        # Its location is ("body", <character offset>): the body as a whole is at fault.
+        return "body"
     parts = [str(p) for p in location if p not in ("body", "query", "path", "header", "form")]
     return ".".join(parts) or str(location[-1] if location else "request")
 
@@ -66,23 +70,33 @@ async def _slipway_error(request: Request, exc: Exception) -> JSONResponse:
         headers["Retry-After"] = str(exc.retry_after)
     if exc.status_code == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    return error_response(request, exc.status_code, exc.code, exc.message, exc.details, **headers)
+    details = exc.details
+    if isinstance(exc, InputError) and isinstance(details, dict) and "errors" not in details:
+        if "field" in details:
+            # The same list a validation error has, so a client reads every 422 one way.
+            problem = {"field": details["field"], "problem": exc.message, "type": exc.code}
+            details = {**details, "errors": [problem]}
+    return error_response(request, exc.status_code, exc.code, exc.message, details, **headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = []
     for error in exc.errors():
-        field = _field_name(tuple(error.get("loc", ())))
         problems.append(
-            {"field": field, "problem": error.get("msg", "invalid"), "type": error.get("type")}
+            {
+                "field": _field_name(error),
+                "problem": error.get("msg", "invalid"),
+                "type": error.get("type"),
+            }
         )
     if problems and problems[0]["type"] == "json_invalid":
         message = "the request body is not valid JSON; send a JSON object"
     else:
         message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
         message = f"invalid request: {message}"
-    return error_response(request, 422, "invalid_input", message, {"errors": problems})
+    details = {"field": problems[0]["field"] if problems else None, "errors": problems}
+    return error_response(request, 422, "invalid_input", message, details)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

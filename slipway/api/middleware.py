@@ -1,5 +1,6 @@
 """Request ids, one access-log line per request, the audit row of every mutating request, and the
-last-resort 500 in the one error shape. Plain ASGI, so streaming responses pass through untouched."""
+last-resort 500 in the one error shape. Plain ASGI, so streaming responses pass through
+untouched."""
 
 from __future__ import annotations
 

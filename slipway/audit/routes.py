@@ -9,8 +9,12 @@ from slipway.api.deps import Admin, SessionDep
 from slipway.api.pagination import decode_cursor, encode_cursor
 from slipway.audit import service
 from slipway.audit.schemas import AuditList, AuditRead
+from slipway.core.errors import InputError
 
 router = APIRouter(tags=["audit"])
+
+# Audit ids are BIGINT; a larger cursor would overflow the query parameter.
+MAX_ID = 2**63 - 1
 
 
 @router.get("/audit", response_model=AuditList)
@@ -23,10 +27,16 @@ def list_audit(
     action: str | None = None,
     since: datetime | None = None,
 ) -> AuditList:
+    after_id = decode_cursor(cursor)
+    if after_id is not None and (type(after_id) is not int or not 0 < after_id <= MAX_ID):
+        raise InputError(
+            "cursor is not valid; pass the next_cursor of the previous page unchanged",
+            field="cursor",
+        )
     items, next_id = service.list_(
         session,
         limit=limit,
-        cursor=decode_cursor(cursor),
+        cursor=after_id,
         actor=actor,
         action=action,
         since=since,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -22,20 +22,26 @@ def record(
     request_id: str | None,
     details: dict[str, Any] | None = None,
 ) -> None:
+    """Add one row; text longer than its column is cut, so that no request goes unrecorded."""
     session.add(
         AuditEntry(
-            actor=actor,
-            action=action,
-            target=target,
-            source_ip=source_ip,
+            actor=_fit(actor, AuditEntry.actor),
+            action=_fit(action, AuditEntry.action) or "",
+            target=_fit(target, AuditEntry.target),
+            source_ip=_fit(source_ip, AuditEntry.source_ip),
             status_code=status_code,
             result="ok"
             if status_code < 400
             else ("denied" if status_code in (401, 403, 429) else "error"),
-            request_id=request_id,
+            request_id=_fit(request_id, AuditEntry.request_id),
             details=details,
         )
     )
+
+
+def _fit(value: str | None, column: Any) -> str | None:
+    length = column.type.length
+    return value[:length] if value is not None and length else value
 
 
 def list_(
@@ -47,15 +53,18 @@ def list_(
     action: str | None = None,
     since: datetime | None = None,
 ) -> tuple[list[AuditEntry], int | None]:
-    """Newest first; the cursor is the id of the last entry of the previous page."""
+    """Newest first; the cursor is the id of the last entry of the previous page. A `since`
+    without a time zone is taken as UTC."""
     query = select(AuditEntry)
     if cursor is not None:
         query = query.where(AuditEntry.id < cursor)
     if actor:
         query = query.where(AuditEntry.actor == actor)
     if action:
-        query = query.where(AuditEntry.action.startswith(action))
+        query = query.where(AuditEntry.action.startswith(action, autoescape=True))
     if since:
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
         query = query.where(AuditEntry.time >= since)
     rows = list(session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit + 1)))
     items = rows[:limit]

@@ -19,7 +19,6 @@ from slipway.auth.schemas import (
     UserUpdate,
 )
 from slipway.core.db import utcnow
-from slipway.core.errors import ConflictError
 
 router = APIRouter(tags=["auth"])
 
@@ -75,9 +74,7 @@ def update_user(_: Admin, session: SessionDep, name: str, body: UserUpdate) -> U
 
 @router.delete("/users/{name}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_user(principal: Admin, session: SessionDep, name: str) -> None:
-    if name == principal.name:
-        raise ConflictError("you cannot delete yourself; ask another admin", code="self_delete")
-    service.delete_user(session, name)
+    service.delete_user(session, name, acting_user=principal.name)
     session.commit()
 
 

@@ -27,6 +27,7 @@ from slipway.core.security import hash_password, hash_token, new_token, verify_p
 NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
 MIN_PASSWORD_LENGTH = 8
 LAST_USED_EVERY = timedelta(minutes=1)
+MAX_TOKEN_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -103,20 +104,24 @@ def update_user(
     is_active: bool | None = None,
 ) -> User:
     user = get_user_or_raise(session, name)
+    is_role_changed = role is not None and role != user.role
     if role is not None:
         user.role = role
     if password is not None:
         user.password_hash = hash_password(check_password(password))
     if is_active is not None:
         user.is_active = is_active
-    if password is not None or is_active is False or role is not None:
+    if password is not None or is_active is False or is_role_changed:
         # Logged-in sessions carry the old rights; make them log in again.
         revoke_sessions(session, user.id)
     session.flush()
     return user
 
 
-def delete_user(session: Session, name: str) -> None:
+def delete_user(session: Session, name: str, *, acting_user: str | None = None) -> None:
+    """Delete a user and their tokens; `acting_user` (the caller) may not delete themselves."""
+    if name == acting_user:
+        raise ConflictError("you cannot delete yourself; ask another admin", code="self_delete")
     session.delete(get_user_or_raise(session, name))
     session.flush()
 
@@ -201,7 +206,7 @@ def create_api_token(
     session: Session, *, user_name: str, name: str, expires_in_days: int | None = None
 ) -> tuple[str, ApiToken]:
     """A long-lived token for CI; the token text is returned once and never stored."""
-    check_name(name, field="token name")
+    check_name(name)
     user = get_user_or_raise(session, user_name)
     existing = session.scalar(
         select(ApiToken).where(
@@ -213,7 +218,8 @@ def create_api_token(
     )
     if existing is not None:
         raise ConflictError(
-            f"user {user_name!r} already has a token named {name!r}; revoke it or pick another name",
+            f"user {user_name!r} already has a token named {name!r}; revoke it or pick another "
+            "name",
             code="token_exists",
         )
     ttl = timedelta(days=expires_in_days) if expires_in_days else None
@@ -236,7 +242,8 @@ def list_api_tokens(
 
 def revoke_api_token(session: Session, token_id: int) -> tuple[ApiToken, str]:
     """Revoke an API token; returns it and its owner's name."""
-    row = session.get(ApiToken, token_id)
+    # Ids are 32-bit integers; a larger one would overflow the query instead of finding nothing.
+    row = session.get(ApiToken, token_id) if 0 < token_id <= MAX_TOKEN_ID else None
     if row is None or row.kind != TokenKind.api:
         raise NotFoundError(f"token {token_id} does not exist", code="token_not_found")
     if row.revoked_at is None:
