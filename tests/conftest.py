@@ -1,7 +1,8 @@
 """Real services for the tests: Redis, SQLite and PostgreSQL, slipway workers and API servers.
 
 Every test that touches the database runs twice, once per backend (the `backend` parameter).
-Redis is the machine's (SLIPWAY_TEST_REDIS_URL, default database 13), flushed around each test.
+Redis is the machine's (SLIPWAY_TEST_REDIS_URL); each test session claims a database number of
+its own (so two sessions on one machine never flush each other's keys), flushed around each test.
 """
 
 from __future__ import annotations
@@ -31,7 +32,27 @@ from slipway.core.db import make_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 SLIPWAY = str(Path(sys.executable).parent / "slipway")
-REDIS_URL = os.environ.get("SLIPWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+REDIS_BASE_URL = os.environ.get("SLIPWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+SESSION_CLAIM_KEY = "slipway-test-session"
+
+
+def _claim_redis_database() -> str:
+    """The first even Redis database (14 down to 2) no other live test session has claimed; the
+    odd one above it is the session's too, for tests that run a second instance."""
+    base = REDIS_BASE_URL.rstrip("/")
+    if base.rsplit("/", 1)[-1].isdigit():
+        return base  # a database was named explicitly
+    for number in range(14, 0, -2):
+        client = redis_lib.Redis.from_url(f"{base}/{number}")
+        if client.set(SESSION_CLAIM_KEY, str(os.getpid()), nx=True, ex=4 * 3600):
+            client.close()
+            return f"{base}/{number}"
+        client.close()
+    raise RuntimeError("every Redis database is claimed by a test session; flush stale claims")
+
+
+REDIS_URL = _claim_redis_database()
+SECOND_REDIS_URL = f"{REDIS_URL.rsplit('/', 1)[0]}/{int(REDIS_URL.rsplit('/', 1)[1]) + 1}"
 PG_ADMIN_URL = os.environ.get("SLIPWAY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -122,12 +143,25 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
 # --- redis ----------------------------------------------------------------------------------------
 
 
+def _flush(client: redis_lib.Redis) -> None:
+    """Empty this session's database but keep its claim."""
+    client.flushdb()
+    client.set(SESSION_CLAIM_KEY, str(os.getpid()), ex=4 * 3600)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    client = redis_lib.Redis.from_url(REDIS_URL)
+    if client.get(SESSION_CLAIM_KEY) == str(os.getpid()).encode():
+        client.flushdb()
+    client.close()
+
+
 @pytest.fixture
 def redis_client() -> Iterator[redis_lib.Redis]:
     client = redis_lib.Redis.from_url(REDIS_URL)
-    client.flushdb()
+    _flush(client)
     yield client
-    client.flushdb()
+    _flush(client)
     client.close()
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import redis
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -105,6 +105,11 @@ def update_user(
 ) -> User:
     user = get_user_or_raise(session, name)
     is_role_changed = role is not None and role != user.role
+    loses_admin = user.role == Role.admin and (
+        (role is not None and role != Role.admin) or is_active is False
+    )
+    if loses_admin and user.is_active:
+        _keep_an_admin(session, user)
     if role is not None:
         user.role = role
     if password is not None:
@@ -122,25 +127,58 @@ def delete_user(session: Session, name: str, *, acting_user: str | None = None) 
     """Delete a user and their tokens; `acting_user` (the caller) may not delete themselves."""
     if name == acting_user:
         raise ConflictError("you cannot delete yourself; ask another admin", code="self_delete")
-    session.delete(get_user_or_raise(session, name))
+    user = get_user_or_raise(session, name)
+    if user.role == Role.admin and user.is_active:
+        _keep_an_admin(session, user)
+    session.delete(user)
     session.flush()
 
 
+def _keep_an_admin(session: Session, user: User) -> None:
+    """Refuse a change that would leave no active admin (nobody could manage users again)."""
+    others = session.scalar(
+        select(func.count()).where(
+            User.role == Role.admin, User.is_active.is_(True), User.id != user.id
+        )
+    )
+    if not others:
+        raise ConflictError(
+            f"{user.name!r} is the last active admin; make another user admin first",
+            code="last_admin",
+        )
+
+
 # --- login ------------------------------------------------------------------------------------
+
+
+# One address may fail this many times more than one user name may, across all names: guessing
+# across many accounts is slowed too, while one bad client behind a shared proxy cannot lock
+# everybody out after a handful of typos.
+PER_ADDRESS_FACTOR = 4
 
 
 def _throttle_key(name: str, source_ip: str) -> str:
     return key("login-failures", name.lower()[:64], source_ip)
 
 
+def _address_key(source_ip: str) -> str:
+    return key("login-failures-from", source_ip)
+
+
 def _check_throttle(settings: Settings, name: str, source_ip: str) -> None:
     try:
         client = get_redis(settings)
-        failures = int(client.get(_throttle_key(name, source_ip)) or 0)
-        if failures >= settings.login_max_failures:
+        per_name, per_address = client.mget(_throttle_key(name, source_ip), _address_key(source_ip))
+        if int(per_name or 0) >= settings.login_max_failures:
             wait = max(1, int(client.ttl(_throttle_key(name, source_ip))))
             raise RateLimitedError(
                 f"too many failed logins for {name!r} from {source_ip}; try again in {wait} s",
+                retry_after=wait,
+            )
+        if int(per_address or 0) >= settings.login_max_failures * PER_ADDRESS_FACTOR:
+            wait = max(1, int(client.ttl(_address_key(source_ip))))
+            raise RateLimitedError(
+                f"too many failed logins from {source_ip}; try again in {wait} s",
                 retry_after=wait,
             )
     except redis.RedisError:
@@ -151,8 +189,9 @@ def _record_failure(settings: Settings, name: str, source_ip: str) -> None:
     try:
         client = get_redis(settings)
         pipe = client.pipeline()
-        pipe.incr(_throttle_key(name, source_ip))
-        pipe.expire(_throttle_key(name, source_ip), settings.login_lockout_seconds)
+        for counter in (_throttle_key(name, source_ip), _address_key(source_ip)):
+            pipe.incr(counter)
+            pipe.expire(counter, settings.login_lockout_seconds)
         pipe.execute()
     except redis.RedisError:
         return

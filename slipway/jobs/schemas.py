@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from slipway.jobs.models import Operation, OperationStatus
 
@@ -93,7 +93,9 @@ class OperationCreate(BaseModel):
     kind: str = Field(min_length=1, max_length=64)
     subject: str | None = Field(None, max_length=255)
     params: dict[str, Any] = Field(default_factory=dict)
-    scheduled_for: datetime | None = None
+    scheduled_for: AwareDatetime | None = Field(
+        None, description="start no earlier than this time (ISO 8601 with a time zone)"
+    )
 
 
 class OperationMove(BaseModel):

@@ -175,3 +175,14 @@ def test_an_invalid_incoming_request_id_is_replaced(client):
         response = client.get("/api/v1/me", headers={"X-Request-ID": request_id.encode()})
         assert GENERATED_ID.match(response.headers["x-request-id"]), request_id
         assert response.json()["error"]["request_id"] == response.headers["x-request-id"]
+
+
+def test_a_schedule_time_without_time_zone_is_refused_naming_the_field(client, tokens):
+    response = client.post(
+        "/api/v1/operations",
+        json={"kind": "system.noop", "scheduled_for": "2030-01-01T00:00:00"},
+        headers=bearer(tokens["operator"]),
+    )
+    error = assert_invalid(response, "scheduled_for")
+    assert "timezone" in error["message"] or "time zone" in error["message"]
+    assert client.get("/api/v1/operations", headers=bearer(tokens["viewer"])).json()["items"] == []

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import pytest
 
+from slipway.auth.service import PER_ADDRESS_FACTOR
 from slipway.core.config import get_settings
 from slipway.core.db import utcnow
 from tests.api.helpers import assert_error
@@ -111,3 +112,18 @@ def test_the_lockout_ends_after_the_configured_time(cheap_hashes, strict_login, 
     assert locked.headers["retry-after"] == "1"
     time.sleep(1.2)
     assert login(client, "alice", PASSWORD).status_code == 200
+
+
+def test_guessing_across_many_user_names_from_one_address_is_throttled(
+    cheap_hashes, settings, client
+):
+    make_user(settings, "alice", "viewer", PASSWORD)
+    limit = settings.login_max_failures * PER_ADDRESS_FACTOR
+    for index in range(limit):
+        # Each name stays under its own limit; the address as a whole does not.
+        name = f"guess{index // (settings.login_max_failures - 1)}"
+        assert_error(login(client, name, "guess"), 401, "invalid_credentials")
+    response = login(client, "alice", PASSWORD)
+    error = assert_error(response, 429, "rate_limited")
+    assert "from testclient" in error["message"]
+    assert int(response.headers["retry-after"]) > 0

@@ -133,3 +133,29 @@ def test_a_patch_that_changes_nothing_keeps_the_session(client, tokens):
     )
     assert same.status_code == 200
     assert client.get("/api/v1/me", headers=bearer(tokens["viewer"])).status_code == 200
+
+
+def test_the_last_active_admin_cannot_be_demoted_disabled_or_deleted(client, tokens, settings):
+    from slipway.auth import service as auth_service
+    from slipway.core.db import session_scope
+
+    admin = bearer(tokens["admin"])
+    for change in ({"role": "operator"}, {"is_active": False}):
+        error = assert_error(
+            client.patch("/api/v1/users/admin", json=change, headers=admin), 409, "last_admin"
+        )
+        assert "make another user admin first" in error["message"]
+    with session_scope(settings) as session:
+        auth_service.create_user(session, name="second", password="long-enough-2", role="admin")
+        auth_service.update_user(session, name="second", is_active=False)
+        # A disabled admin does not count: deleting the only active one is refused too.
+        with pytest.raises(Exception) as caught:
+            auth_service.delete_user(session, "admin", acting_user="second")
+        assert getattr(caught.value, "code", None) == "last_admin"
+    assert client.get("/api/v1/me", headers=admin).json()["role"] == "admin"
+    assert (
+        client.patch("/api/v1/users/second", json={"is_active": True}, headers=admin).status_code
+        == 200
+    )
+    demoted = client.patch("/api/v1/users/admin", json={"role": "operator"}, headers=admin)
+    assert demoted.status_code == 200 and demoted.json()["role"] == "operator"

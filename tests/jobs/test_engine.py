@@ -388,3 +388,16 @@ def test_operation_past_its_timeout_fails_with_code_timeout(settings, processes:
     assert failed.error["code"] == "timeout"
     assert "within 2 s" in failed.error["message"]
     assert failed.finished_at - failed.started_at < timedelta(seconds=4)
+
+
+def test_scheduled_operation_waits_for_its_time_then_runs(settings, processes: Processes):
+    from datetime import UTC, datetime
+
+    processes.worker()
+    due = datetime.now(UTC) + timedelta(seconds=2)
+    op_id = submit(settings, "test.steps", params={"steps": 1}, scheduled_for=due)
+    assert load(settings, op_id).status == "scheduled"
+    time.sleep(1)
+    assert load(settings, op_id).status == "scheduled"
+    done = wait_status(settings, op_id, "succeeded", timeout=15)
+    assert done.started_at >= due
