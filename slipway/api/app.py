@@ -17,6 +17,7 @@ from slipway.api.errors import install_error_handlers
 from slipway.api.middleware import RequestContextMiddleware
 from slipway.api.router import api_router, root_router
 from slipway.audit import service as audit_service
+from slipway.core import security
 from slipway.core.config import Settings, get_settings
 from slipway.core.db import session_factory, session_scope
 from slipway.core.secrets import open_vault
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, *, run_maintenance: bool = True
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         with session_scope(settings) as session:
             open_vault(session, settings)
+        await to_thread.run_sync(security.warm_up)
         task = asyncio.create_task(_maintenance_loop(settings)) if run_maintenance else None
         yield
         if task is not None:

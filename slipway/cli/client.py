@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from slipway.cli.common import (
     EXIT_AUTH,
@@ -17,10 +15,15 @@ from slipway.cli.common import (
     settings,
 )
 
+if TYPE_CHECKING:
+    import httpx
+
 _EXIT_BY_STATUS = {401: EXIT_AUTH, 403: EXIT_AUTH, 404: EXIT_NOT_FOUND, 409: EXIT_CONFLICT}
 
 
-def client(timeout: float | None = 30.0) -> httpx.Client:
+def client(timeout: float | httpx.Timeout | None = 30.0) -> httpx.Client:
+    import httpx  # here, not at the top: the local commands do not need it
+
     config = settings()
     headers = {"User-Agent": "slipway-cli"}
     if config.token is not None:
@@ -54,6 +57,8 @@ def check(response: httpx.Response) -> Any:
 
 
 def request(method: str, path: str, **kwargs: Any) -> Any:
+    import httpx
+
     try:
         with client() as http:
             return check(http.request(method, path, **kwargs))

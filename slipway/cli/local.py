@@ -1,4 +1,7 @@
-"""Commands that act on the local database and Redis: db, users, tokens, secrets."""
+"""Commands that act on the local database and Redis: db, users, tokens, secrets.
+
+Heavy modules are imported inside the commands, so `--help` and the other commands start fast.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,8 @@ from typing import Annotated
 
 import typer
 
-from slipway.auth import service as auth_service
 from slipway.auth.models import Role
 from slipway.cli.common import EXIT_USAGE, fail, handle_errors, local_session, settings
-from slipway.core import schema
 
 db_app = typer.Typer(help="The database schema (local).")
 users_app = typer.Typer(help="Users (local: works without the API, e.g. for the first admin).")
@@ -22,6 +23,8 @@ secrets_app = typer.Typer(help="The master key of the secrets vault (local).")
 @handle_errors
 def db_upgrade(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
     """Apply migrations; safe to run from several processes at once."""
+    from slipway.core import schema
+
     current = schema.upgrade(settings(), revision)
     print(f"database at revision {current}")
 
@@ -30,6 +33,8 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="target revision")] 
 @handle_errors
 def db_current() -> None:
     """Print the schema revision of the database and the one this slipway needs."""
+    from slipway.core import schema
+
     with local_session() as session:
         print(f"current {schema.current_revision(session.connection())}")
     print(f"head    {schema.head_revision(settings())}")
@@ -37,7 +42,7 @@ def db_current() -> None:
 
 def _read_password(password_stdin: bool) -> str:
     if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
+        password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     if not password:
@@ -58,6 +63,8 @@ def users_create(
     ] = False,
 ) -> None:
     """Create a user; the password comes from a prompt or stdin."""
+    from slipway.auth import service as auth_service
+
     with local_session() as session:
         if if_missing and auth_service.get_user(session, name) is not None:
             return
@@ -70,6 +77,8 @@ def users_create(
 @handle_errors
 def users_list() -> None:
     """List users."""
+    from slipway.auth import service as auth_service
+
     with local_session() as session:
         for user in auth_service.list_users(session):
             state = "active" if user.is_active else "disabled"
@@ -83,6 +92,8 @@ def users_set_password(
     password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
 ) -> None:
     """Set a user's password (their logged-in sessions end)."""
+    from slipway.auth import service as auth_service
+
     with local_session() as session:
         auth_service.get_user_or_raise(session, name)
         auth_service.update_user(session, name=name, password=_read_password(password_stdin))
@@ -93,6 +104,8 @@ def users_set_password(
 @handle_errors
 def users_set_role(name: str, role: Role) -> None:
     """Change a user's role."""
+    from slipway.auth import service as auth_service
+
     with local_session() as session:
         auth_service.update_user(session, name=name, role=role)
     print(f"{name} is now {role}")
@@ -102,6 +115,8 @@ def users_set_role(name: str, role: Role) -> None:
 @handle_errors
 def users_disable(name: str) -> None:
     """Disable a user: their tokens stop working."""
+    from slipway.auth import service as auth_service
+
     with local_session() as session:
         auth_service.update_user(session, name=name, is_active=False)
     print(f"{name} disabled")
@@ -115,6 +130,8 @@ def tokens_create(
     expires_in_days: Annotated[int | None, typer.Option(min=1)] = None,
 ) -> None:
     """Create an API token; it is printed once, on stdout, alone."""
+    from slipway.auth import service as auth_service
+
     with local_session() as session:
         token, _ = auth_service.create_api_token(
             session, user_name=user, name=name, expires_in_days=expires_in_days
@@ -126,6 +143,8 @@ def tokens_create(
 @handle_errors
 def tokens_list(user: Annotated[str | None, typer.Option()] = None) -> None:
     """List API tokens (never the tokens themselves)."""
+    from slipway.auth import service as auth_service
+
     with local_session() as session:
         for row, owner in auth_service.list_api_tokens(session, user_name=user):
             state = "revoked" if row.revoked_at else "active"
@@ -137,6 +156,8 @@ def tokens_list(user: Annotated[str | None, typer.Option()] = None) -> None:
 @handle_errors
 def tokens_revoke(token_id: int) -> None:
     """Revoke an API token by its id."""
+    from slipway.auth import service as auth_service
+
     with local_session() as session:
         auth_service.revoke_api_token(session, token_id)
     print(f"token {token_id} revoked")

@@ -10,7 +10,13 @@ import typer
 
 from slipway import __version__
 from slipway.cli import ops
-from slipway.cli.common import EXIT_FAILED, handle_errors, local_session, settings
+from slipway.cli.common import (
+    EXIT_FAILED,
+    handle_errors,
+    local_session,
+    report_unexpected,
+    settings,
+)
 from slipway.cli.local import db_app, secrets_app, tokens_app, users_app
 
 app = typer.Typer(
@@ -73,7 +79,7 @@ def worker(
     setup_logging(config, process="worker")
     _refuse_wrong_key()
     load_kinds(config)
-    chosen = [q.strip() for q in queues.split(",")] if queues else config.queues
+    chosen = [q.strip() for q in queues.split(",") if q.strip()] if queues else config.queues
     run_worker(config, queues=chosen, burst=burst, name=name)
 
 
@@ -124,7 +130,10 @@ def check() -> None:
 
 
 def main() -> None:
-    app(prog_name="slipway")
+    try:
+        app(prog_name="slipway")
+    except Exception as error:  # e.g. invalid settings, Redis down: one line, never a traceback
+        report_unexpected(error)
 
 
 if __name__ == "__main__":

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Annotated, Any
 
-import httpx
 import typer
 
 from slipway.cli.client import check, client, request
-from slipway.cli.common import EXIT_FAILED, EXIT_UNAVAILABLE, fail
+from slipway.cli.common import EXIT_FAILED, EXIT_UNAVAILABLE, fail, settings
 
 app = typer.Typer(help="Operations: list, show, follow logs, cancel (HTTP client of the API).")
 
@@ -67,12 +67,18 @@ def logs(
 
 def _follow(operation_id: str) -> str:
     """Stream SSE lines, reconnecting with Last-Event-ID; returns the final status."""
+    import httpx
+
     last_id: str | None = None
+    has_connected = False
+    failures = 0
+    # The API sends a keepalive every 15 s: a minute of silence means the connection is dead.
+    timeout = httpx.Timeout(30.0, read=60.0)
     for _attempt in range(30):
         headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last_id} if last_id else {})}
         try:
             with (
-                client(timeout=None) as http,
+                client(timeout=timeout) as http,
                 http.stream(
                     "GET",
                     f"/operations/{operation_id}/logs",
@@ -83,6 +89,7 @@ def _follow(operation_id: str) -> str:
                 if response.status_code >= 400:
                     response.read()
                     check(response)
+                has_connected, failures = True, 0
                 event = None
                 for line in response.iter_lines():
                     if line.startswith("id: "):
@@ -94,8 +101,12 @@ def _follow(operation_id: str) -> str:
                         if event == "end":
                             return str(data["status"])
                         print(data["text"], flush=True)
-        except httpx.TransportError:
-            continue
+        except httpx.TransportError as error:
+            if not has_connected:
+                fail(f"cannot reach slipway at {settings().url}: {error}", EXIT_UNAVAILABLE)
+            # The API restarts or a proxy dropped us: come back after a pause, where we left off.
+            time.sleep(min(0.25 * 2**failures, 5.0))
+            failures += 1
     fail(f"lost the connection to the log of {operation_id}", EXIT_UNAVAILABLE)
 
 

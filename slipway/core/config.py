@@ -9,12 +9,19 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
 
 class Settings(BaseSettings):
     """Everything a slipway process needs to start; external targets are configured via the API."""
 
+    # An empty variable (`SLIPWAY_SECRET_KEY=` in a compose file) means "not set", not "".
     model_config = SettingsConfigDict(
-        env_prefix="SLIPWAY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="SLIPWAY_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
     )
 
     data_dir: Path = Path("./data")
@@ -46,6 +53,30 @@ class Settings(BaseSettings):
     url: str = "http://127.0.0.1:8000"
     token: SecretStr | None = None
 
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if value and scheme.split("+", 1)[0] not in ("sqlite", "postgresql"):
+            raise ValueError(
+                "use sqlite:////path/to/slipway.db or postgresql+psycopg://user:password@host/db"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("use redis://host:port/db, rediss://host:port/db or unix:///path")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"use one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
+
     @field_validator("queues", "plugins", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
@@ -55,11 +86,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _fill_derived_paths(self) -> Settings:
+        # Absolute, so every part of the process (and its log lines) agrees whatever the cwd.
         self.data_dir = self.data_dir.expanduser().resolve()
-        if self.log_dir is None:
-            self.log_dir = self.data_dir / "logs"
-        if self.secret_key_file is None:
-            self.secret_key_file = self.data_dir / "secret.key"
+        self.log_dir = (self.log_dir or self.data_dir / "logs").expanduser().resolve()
+        self.secret_key_file = (
+            (self.secret_key_file or self.data_dir / "secret.key").expanduser().resolve()
+        )
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'slipway.db'}"
         return self

@@ -33,5 +33,5 @@ def setup_logging(settings: Settings, *, process: str) -> None:
     root.setLevel(settings.log_level.upper())
     # uvicorn's own access log would duplicate slipway's request lines.
     logging.getLogger("uvicorn.access").disabled = True
-    # Alembic announces its context on every schema-revision read (health checks).
-    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+    # Alembic announces its plugins and context on every start and schema-revision read.
+    logging.getLogger("alembic").setLevel(logging.WARNING)

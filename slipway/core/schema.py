@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.engine import Connection
 
 from slipway.core.config import Settings
@@ -81,6 +81,9 @@ def upgrade(settings: Settings, revision: str = "head") -> str | None:
     """Migrate the database to `revision`; safe to run from several processes at once."""
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        database = make_url(settings.database_url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     try:
         with engine.connect() as connection, _migration_lock(settings, connection):

@@ -1,8 +1,8 @@
 """The secrets vault: AES-256-GCM under one master key, and the check that every process holds it.
 
-The key comes from SLIPWAY_SECRET_KEY when set, else from the key file (created 0600 on first start).
-Its fingerprint is stored in the database; a process holding another key refuses to start, so two
-processes can never write secrets the other cannot read.
+The key comes from SLIPWAY_SECRET_KEY when set, else from the key file (created 0600 on first
+start). Its fingerprint is stored in the database; a process holding another key refuses to start,
+so two processes can never write secrets the other cannot read.
 """
 
 from __future__ import annotations
@@ -11,15 +11,16 @@ import base64
 import binascii
 import hashlib
 import os
+import secrets
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from slipway.core.config import Settings
-from slipway.core.db import utcnow
+from slipway.core.db import hold_mutex, utcnow
 from slipway.core.errors import ConflictError, InputError, NotFoundError, SlipwayError
 from slipway.core.models import Meta, Secret
 
@@ -61,13 +62,34 @@ def decode_key(text: str, *, source: str) -> bytes:
     return key
 
 
-def _write_key_file(path: Path, key: bytes) -> None:
+def _write_temp_key(path: Path, key: bytes) -> Path:
+    """The key in a 0600 file beside `path`, under a name no other process uses."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(encode_key(key) + "\n")
-    os.replace(tmp, path)
+    return tmp
+
+
+def _write_key_file(path: Path, key: bytes) -> None:
+    os.replace(_write_temp_key(path, key), path)
+
+
+def _create_key_file(path: Path, key: bytes) -> bytes:
+    """Write `key` to `path` unless another process did first; returns the key the file holds.
+
+    Processes started together on a fresh install (api and workers) must end up with one key:
+    the link fails when the file exists, and the loser reads the winner's key.
+    """
+    tmp = _write_temp_key(path, key)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return decode_key(path.read_text(), source=str(path))
+    finally:
+        tmp.unlink(missing_ok=True)
+    return key
 
 
 def load_key(settings: Settings, *, create: bool = True) -> bytes:
@@ -79,9 +101,7 @@ def load_key(settings: Settings, *, create: bool = True) -> bytes:
         return decode_key(path.read_text(), source=str(path))
     if not create:
         raise NotFoundError(f"no key file at {path}; start `slipway api` once to create it")
-    key = generate_key()
-    _write_key_file(path, key)
-    return key
+    return _create_key_file(path, generate_key())
 
 
 class Vault:
@@ -99,10 +119,12 @@ class Vault:
     def decrypt(self, ciphertext: str, *, context: str = "") -> str:
         if not ciphertext.startswith(FORMAT_PREFIX):
             raise SecretKeyMismatchError("stored secret has an unknown format")
-        raw = base64.b64decode(ciphertext[len(FORMAT_PREFIX) :])
         try:
+            raw = base64.b64decode(ciphertext[len(FORMAT_PREFIX) :], validate=True)
+            if len(raw) <= _NONCE_BYTES:
+                raise InvalidTag
             plain = self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], context.encode())
-        except InvalidTag as exc:
+        except (InvalidTag, binascii.Error) as exc:
             raise SecretKeyMismatchError(
                 "a stored secret does not decrypt with this process's key"
             ) from exc
@@ -148,9 +170,13 @@ def verify_key(session: Session, vault: Vault) -> None:
     """Refuse to run with a key other than the database's; record it when the database has none."""
     stored = stored_fingerprint(session)
     if stored is None:
-        session.add(Meta(key=FINGERPRINT_KEY, value=vault.fingerprint))
-        session.flush()
-        return
+        # Processes starting together on a fresh database race to record their key: the first
+        # insert wins and the others compare against it.
+        session.execute(
+            text('INSERT INTO meta ("key", value) VALUES (:key, :value) ON CONFLICT DO NOTHING'),
+            {"key": FINGERPRINT_KEY, "value": vault.fingerprint},
+        )
+        stored = session.scalar(select(Meta.value).where(Meta.key == FINGERPRINT_KEY))
     if stored != vault.fingerprint:
         raise SecretKeyMismatchError(
             "this process's master key is not the one the database was written with "
@@ -159,21 +185,31 @@ def verify_key(session: Session, vault: Vault) -> None:
         )
 
 
+def _backup_key_file(path: Path) -> None:
+    if path.exists():
+        os.replace(path, path.with_name(path.name + f".old-{utcnow():%Y%m%d%H%M%S%f}"))
+
+
 def rotate_key(session: Session, settings: Settings) -> tuple[str, str, int]:
-    """Re-encrypt every secret under a new key written to the key file; returns old/new prints."""
+    """Re-encrypt every secret under a new key written to the key file; returns old/new prints.
+
+    The old key file is kept as `<key file>.old-<time>`.
+    """
     if settings.secret_key is not None:
         raise ConflictError(
             "the master key comes from SLIPWAY_SECRET_KEY; rotate it by unsetting that variable "
             "so the key file is used, or re-encrypt with a key file first",
             code="secret_key_from_environment",
         )
+    # Two rotations at once would each re-encrypt under their own key; the second waits here.
+    hold_mutex(session, "rotate-key")
     old = Vault(load_key(settings, create=False))
     verify_key(session, old)
     new_key = generate_key()
     new = Vault(new_key)
     # Write the new key beside the old one before the database changes, so a crash between the
     # commit and the rename leaves both keys on disk and nothing unreadable.
-    pending = settings.key_file.with_name(settings.key_file.name + ".new")
+    pending = _pending_key_file(settings)
     _write_key_file(pending, new_key)
     rows = session.scalars(select(Secret)).all()
     for row in rows:
@@ -182,22 +218,32 @@ def rotate_key(session: Session, settings: Settings) -> tuple[str, str, int]:
     assert meta is not None
     meta.value = new.fingerprint
     session.commit()
-    backup = settings.key_file.with_name(settings.key_file.name + f".old-{utcnow():%Y%m%d%H%M%S}")
-    os.replace(settings.key_file, backup)
-    os.replace(pending, settings.key_file)
+    _backup_key_file(settings.key_file)
+    # From memory, not by renaming `pending`: a process starting meanwhile may have removed it.
+    _write_key_file(settings.key_file, new_key)
+    pending.unlink(missing_ok=True)
     return old.fingerprint, new.fingerprint, len(rows)
 
 
+def _pending_key_file(settings: Settings) -> Path:
+    return settings.key_file.with_name(settings.key_file.name + ".new")
+
+
 def finish_interrupted_rotation(session: Session, settings: Settings) -> None:
-    """If a rotation committed but crashed before renaming its key file, finish the rename."""
-    pending = settings.key_file.with_name(settings.key_file.name + ".new")
+    """If a rotation committed but crashed before replacing its key file, finish the job."""
+    pending = _pending_key_file(settings)
     if settings.secret_key is not None or not pending.exists():
         return
-    new_print = fingerprint(decode_key(pending.read_text(), source=str(pending)))
-    if stored_fingerprint(session) == new_print:
-        os.replace(pending, settings.key_file)
-    else:
+    new_key = decode_key(pending.read_text(), source=str(pending))
+    if stored_fingerprint(session) != fingerprint(new_key):
+        # The rotation crashed before its commit: the database still uses the current key.
         pending.unlink()
+        return
+    key_file = settings.key_file
+    is_in_place = key_file.exists() and key_file.read_text().strip() == encode_key(new_key)
+    if not is_in_place:
+        _backup_key_file(key_file)
+    os.replace(pending, key_file)
 
 
 def open_vault(session: Session, settings: Settings) -> Vault:

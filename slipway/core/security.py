@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
-# Verifying against this keeps a login for an unknown user as slow as one for a known user.
-_DUMMY_HASH = _hasher.hash("slipway-dummy-password")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verifying against this keeps a login for an unknown user as slow as one for a known user.
+
+    Made on first use: hashing at import would cost every CLI command and process start ~0.15 s.
+    """
+    return _hasher.hash("slipway-dummy-password")
+
+
+def warm_up() -> None:
+    """Make the dummy hash now, so the first login of a process is not slower than the rest."""
+    _dummy_hash()
 
 
 def hash_password(password: str) -> str:
@@ -19,9 +32,10 @@ def hash_password(password: str) -> str:
 
 def verify_password(password: str, password_hash: str | None) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        is_match = _hasher.verify(password_hash or _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return False
+    return is_match and password_hash is not None
 
 
 def new_token(prefix: str) -> str:

@@ -163,7 +163,6 @@ def _record(
             log.warning("operation %s was ended elsewhere; keeping that outcome", ctx.operation_id)
             return
         operation.state = ctx.state
-        operation.worker = None
         if status == OperationStatus.queued:
             ctx.log("worker stopping; the operation goes back to the queue and resumes", "system")
             operation.status = OperationStatus.queued
