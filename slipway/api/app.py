@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None, *, run_maintenance: bool = True
         openapi_url="/openapi.json",
         docs_url="/docs",
     )
-    app.dependency_overrides[get_settings] = lambda: settings
+    app.state.settings = settings
     install_error_handlers(app)
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(root_router)

@@ -12,12 +12,18 @@ from sqlalchemy.orm import Session
 from slipway.auth import service as auth_service
 from slipway.auth.models import Role
 from slipway.auth.service import Principal
-from slipway.core.config import Settings, get_settings
+from slipway.core.config import Settings
 from slipway.core.db import session_factory
 from slipway.core.errors import AuthError, PermissionDeniedError
 
 
-def get_session(settings: Annotated[Settings, Depends(get_settings)]) -> Iterator[Session]:
+def app_settings(request: Request) -> Settings:
+    """The settings the app was created with (kept on app.state: a dependency override would
+    make FastAPI rebuild every sub-dependency on every request)."""
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_session(settings: Annotated[Settings, Depends(app_settings)]) -> Iterator[Session]:
     session = session_factory(settings)()
     try:
         yield session
@@ -25,7 +31,7 @@ def get_session(settings: Annotated[Settings, Depends(get_settings)]) -> Iterato
         session.close()
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 _bearer = HTTPBearer(auto_error=False, description="a token from POST /api/v1/auth/token")

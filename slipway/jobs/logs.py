@@ -93,7 +93,8 @@ class LogWriter:
         self._lock = threading.Lock()
         self._pending: list[dict[str, Any]] = []
         self._last_flush = time.monotonic()
-        self._seq = self._last_seq()
+        # Looked up at the first line: many operations never log, and the lookup costs a query.
+        self._seq: int | None = None
 
     def _last_seq(self) -> int:
         with session_factory(self._settings)() as session:
@@ -115,16 +116,20 @@ class LogWriter:
 
     @property
     def last_seq(self) -> int:
+        if self._seq is None:
+            self._seq = self._last_seq()
         return self._seq
 
     def write(self, text: str, stream: str = "stdout") -> None:
         lines = self._masker.mask(text.rstrip("\n")).split("\n")
         with self._lock:
+            seq = self.last_seq
             for line in lines:
-                self._seq += 1
+                seq += 1
+                self._seq = seq
                 entry = {
                     "operation_id": self.operation_id,
-                    "seq": self._seq,
+                    "seq": seq,
                     "time": utcnow(),
                     "stream": stream,
                     "text": line[:MAX_LINE_CHARS],
@@ -172,7 +177,7 @@ class LogWriter:
 
     def end(self, status: str) -> None:
         self.flush()
-        end_stream(self._settings, self.operation_id, status, last_seq=self._seq)
+        end_stream(self._settings, self.operation_id, status, last_seq=self.last_seq)
 
 
 def end_stream(settings: Settings, operation_id: str, status: str, *, last_seq: int) -> None:

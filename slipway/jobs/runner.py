@@ -28,6 +28,7 @@ def run_operation(operation_id: str) -> str:
     sessions = session_factory(settings)
     now = utcnow()
     with sessions() as session:
+        # One statement claims the row and reads what the job needs.
         claimed = session.execute(
             update(Operation)
             .where(
@@ -41,21 +42,21 @@ def run_operation(operation_id: str) -> str:
                 heartbeat_at=now,
                 worker=active.worker_name(),
             )
-        )
+            .returning(Operation.kind, Operation.params, Operation.state, Operation.attempt)
+        ).first()
         session.commit()
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            log.info("operation %s is not queued any more; nothing to do", operation_id)
-            return "skipped"
-        operation = service.get_or_raise(session, operation_id)
-        spec = get_kind(operation.kind)
-        ctx = OperationContext(
-            operation_id=operation_id,
-            kind=operation.kind,
-            params=dict(operation.params),
-            state=dict(operation.state or {}),
-            attempt=operation.attempt,
-            settings=settings,
-        )
+    if claimed is None:
+        log.info("operation %s is not queued any more; nothing to do", operation_id)
+        return "skipped"
+    spec = get_kind(claimed.kind)
+    ctx = OperationContext(
+        operation_id=operation_id,
+        kind=claimed.kind,
+        params=dict(claimed.params or {}),
+        state=dict(claimed.state or {}),
+        attempt=claimed.attempt,
+        settings=settings,
+    )
     active.register(ctx)
     started = time.perf_counter()
     try:
@@ -191,7 +192,7 @@ def _record(
             ctx.logs.end(operation.status)
         else:
             ctx.logs.flush()
-        if final or retry_in is not None:
+        if (final or retry_in is not None) and operation.lock_keys:
             service.release_and_promote(session, settings, ctx.operation_id)
         if requeue:
             service.enqueue_all(settings, [operation])

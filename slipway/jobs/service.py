@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from slipway.core.config import Settings
@@ -153,13 +153,9 @@ def list_(
     if filters.actor:
         query = query.where(Operation.actor == filters.actor)
     if cursor is not None:
-        created_at, last_id = cursor
-        query = query.where(
-            or_(
-                Operation.created_at < created_at,
-                and_(Operation.created_at == created_at, Operation.id < last_id),
-            )
-        )
+        # A row-value comparison is an index range on (created_at, id); the equivalent
+        # `a < x OR (a = x AND b < y)` makes PostgreSQL filter every row above the cursor.
+        query = query.where(tuple_(Operation.created_at, Operation.id) < tuple_(*cursor))
     rows = session.scalars(
         query.order_by(Operation.created_at.desc(), Operation.id.desc()).limit(limit + 1)
     ).all()
