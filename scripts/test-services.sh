@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# Make sure the services the test suite uses answer: PostgreSQL on 127.0.0.1:5432 and Redis on
-# 127.0.0.1:6379. Starts (and, as root, installs) only what is missing, and records what it started
-# in a state file so that `stop` can stop exactly that afterwards. Fast and silent-ish when all is up.
+# Make sure the services the test suite uses answer: PostgreSQL on 127.0.0.1:5432, Redis on
+# 127.0.0.1:6379 and Docker on /var/run/docker.sock, with the stand-in base image local/busybox:1.
+# Starts (and, as root, installs) only what is missing, and records what it started in a state file
+# so that `stop` can stop exactly that afterwards. Fast and silent-ish when all is up.
 #
 #   scripts/test-services.sh [start] [STATE_FILE]
 #   scripts/test-services.sh stop [STATE_FILE]
 #
 # STATE_FILE defaults to $SLIPWAY_TEST_SERVICES_STATE, else /tmp/slipway-test-services-$UID.state.
+# To try the Docker part against a throw-away daemon instead of the machine's, set
+# SLIPWAY_TEST_DOCKER_SOCK (another socket path) and SLIPWAY_TEST_DOCKERD_ARGS (e.g. its own
+# --data-root, --exec-root, --bridge=none --iptables=false).
 set -euo pipefail
 
 PG_HOST=127.0.0.1
 PG_PORT=5432
 REDIS_HOST=127.0.0.1
 REDIS_PORT=6379
+DOCKER_SOCK=${SLIPWAY_TEST_DOCKER_SOCK:-/var/run/docker.sock}
+DOCKERD_ARGS=${SLIPWAY_TEST_DOCKERD_ARGS:-}
+DOCKERD=/usr/sbin/dockerd
+BUSYBOX_IMAGE=local/busybox:1
 
 action=${1:-start}
 state=${2:-${SLIPWAY_TEST_SERVICES_STATE:-${TMPDIR:-/tmp}/slipway-test-services-$(id -u).state}}
@@ -160,6 +168,132 @@ start_redis() {
   say "Redis is up (pid $(cat "$pidfile"))"
 }
 
+docker_cli() {
+  docker -H "unix://$DOCKER_SOCK" "$@"
+}
+
+docker_up() {
+  command -v docker >/dev/null 2>&1 && timeout 10 docker -H "unix://$DOCKER_SOCK" info >/dev/null 2>&1
+}
+
+static_busybox() { # prints the path of a statically linked busybox, if one is installed
+  local candidate linkage
+  for candidate in /bin/busybox /usr/bin/busybox /usr/local/bin/busybox; do
+    [ -x "$candidate" ] || continue
+    # ldd fails on a static binary (that is the point), so its status is not looked at.
+    linkage=$(LC_ALL=C ldd "$candidate" 2>&1 || true)
+    case $linkage in
+      *"not a dynamic executable"* | *"statically linked"*)
+        echo "$candidate"
+        return 0
+        ;;
+    esac
+  done
+  return 1
+}
+
+start_docker() {
+  if docker_up; then
+    say "Docker answers on $DOCKER_SOCK"
+    return 0
+  fi
+  if ! is_root; then
+    say "WARNING: Docker does not answer on $DOCKER_SOCK and we are not root;" \
+      "start it yourself (tests that need it are skipped)"
+    return 0
+  fi
+  local missing=()
+  if [ ! -x "$DOCKERD" ] || ! command -v docker >/dev/null 2>&1; then missing+=(docker.io); fi
+  command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+  static_busybox >/dev/null || missing+=(busybox-static)
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt_install "${missing[@]}"
+    if docker_up; then # the package's own scripts started it
+      say "Docker installed and running (started by the package)"
+      return 0
+    fi
+  fi
+  local dir pidfile log pid
+  dir=$(dirname "$state")
+  pidfile="$dir/slipway-test-dockerd.pid"
+  log="$dir/slipway-test-dockerd.log"
+  rm -f "$pidfile"
+  say "starting dockerd on unix://$DOCKER_SOCK (log: $log)"
+  # Its own session: it outlives this script and a Ctrl-C meant for pytest does not reach it.
+  # shellcheck disable=SC2086 # DOCKERD_ARGS is a list of arguments
+  setsid "$DOCKERD" --host "unix://$DOCKER_SOCK" --pidfile "$pidfile" $DOCKERD_ARGS \
+    >"$log" 2>&1 </dev/null &
+  pid=$!
+  # Recorded at once, so that `stop` ends it even if it never answers.
+  echo "dockerd $pid" >>"$state"
+  local deadline=$((SECONDS + 60))
+  until docker_up; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      say "ERROR: dockerd exited at start; the end of $log:" >&2
+      tail -n 20 "$log" >&2 || true
+      return 1
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      say "ERROR: dockerd did not answer on $DOCKER_SOCK within 60 s; the end of $log:" >&2
+      tail -n 20 "$log" >&2 || true
+      return 1
+    fi
+    sleep 0.5
+  done
+  say "Docker is up (pid $pid)"
+}
+
+build_busybox_image() { # busybox-binary
+  local busybox=$1 work applet
+  work=$(mktemp -d "${TMPDIR:-/tmp}/slipway-busybox.XXXXXX")
+  mkdir -p "$work/rootfs/bin" "$work/rootfs/etc" "$work/rootfs/tmp"
+  chmod 1777 "$work/rootfs/tmp"
+  cp "$busybox" "$work/rootfs/bin/busybox"
+  # `busybox --list` names busybox itself too: a link by that name would replace the binary.
+  while IFS= read -r applet; do
+    if [ -n "$applet" ] && [ "$applet" != busybox ]; then
+      ln -s busybox "$work/rootfs/bin/$applet"
+    fi
+  done < <("$busybox" --list)
+  if tar -C "$work/rootfs" -cf "$work/rootfs.tar" . &&
+    docker_cli import --change 'ENV PATH=/bin' "$work/rootfs.tar" "$BUSYBOX_IMAGE" >/dev/null; then
+    rm -rf "$work"
+    return 0
+  fi
+  rm -rf "$work"
+  return 1
+}
+
+ensure_busybox_image() {
+  if ! docker_up; then
+    return 0 # already warned: no engine to put it in
+  fi
+  if docker_cli image inspect "$BUSYBOX_IMAGE" >/dev/null 2>&1; then
+    say "image $BUSYBOX_IMAGE is present"
+    return 0
+  fi
+  local busybox
+  if ! busybox=$(static_busybox); then
+    if is_root; then
+      apt_install busybox-static
+    fi
+    if ! busybox=$(static_busybox); then
+      say "WARNING: no statically linked busybox (apt-get install busybox-static), so no" \
+        "$BUSYBOX_IMAGE (tests that need it fail)"
+      return 0
+    fi
+  fi
+  say "building $BUSYBOX_IMAGE from $busybox"
+  if ! build_busybox_image "$busybox"; then
+    say "ERROR: could not build $BUSYBOX_IMAGE" >&2
+    return 1
+  fi
+  if [ "$(docker_cli run --rm "$BUSYBOX_IMAGE" sh -c 'echo ok' 2>/dev/null)" != ok ]; then
+    say "WARNING: $BUSYBOX_IMAGE was built but a container of it does not run here"
+  fi
+  say "image $BUSYBOX_IMAGE built"
+}
+
 stop_started() {
   if [ ! -s "$state" ]; then
     rm -f "$state"
@@ -177,6 +311,15 @@ stop_started() {
         say "stopping the PostgreSQL $arg cluster it started"
         pg_ctlcluster --skip-systemctl-redirect "$arg" main stop || true
         ;;
+      dockerd)
+        # Its containers get dockerd's own shutdown timeout (15 s) to stop.
+        if ! grep -qs dockerd "/proc/$arg/cmdline"; then
+          continue # already gone (and its pid maybe reused): nothing of ours to stop
+        fi
+        say "stopping the dockerd it started (pid $arg)"
+        kill -TERM "$arg" 2>/dev/null || true
+        for _ in $(seq 300); do kill -0 "$arg" 2>/dev/null || break; sleep 0.1; done
+        ;;
     esac
   done <"$state"
   rm -f "$state"
@@ -188,6 +331,8 @@ case $action in
     touch "$state"
     start_postgres
     start_redis
+    start_docker
+    ensure_busybox_image
     ;;
   stop)
     stop_started

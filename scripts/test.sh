@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Run the whole test suite: make sure PostgreSQL and Redis answer (starting them if needed), run
-# pytest with the given arguments, then stop whatever was started here. Exits with pytest's code.
+# Run the whole test suite: make sure PostgreSQL, Redis and Docker (with the local/busybox:1 base
+# image) answer, starting them if needed, run pytest with the given arguments, then stop whatever
+# was started here. Exits with pytest's code. As root, the TLS tests also start a second dockerd
+# of their own on 127.0.0.1 and stop it at the end of the session.
 #
 #   scripts/test.sh [PYTEST_ARGS...]      (make test PYTEST_ARGS='-x -k auth')
 set -euo pipefail

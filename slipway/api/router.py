@@ -2,17 +2,25 @@
 
 from fastapi import APIRouter
 
+from slipway.apps.catalog_routes import router as catalog_router
+from slipway.apps.routes import router as apps_router
 from slipway.audit.routes import router as audit_router
 from slipway.auth.routes import router as auth_router
 from slipway.jobs.routes import router as operations_router
 from slipway.system.routes import metrics_router
 from slipway.system.routes import router as system_router
+from slipway.system.upgrade_routes import router as upgrade_router
+from slipway.targets.routes import router as docker_endpoints_router
 
 api_router = APIRouter()
 api_router.include_router(auth_router)
 api_router.include_router(audit_router)
 api_router.include_router(operations_router)
 api_router.include_router(system_router)
+api_router.include_router(upgrade_router)
+api_router.include_router(catalog_router)
+api_router.include_router(docker_endpoints_router)
+api_router.include_router(apps_router)
 
 root_router = APIRouter()
 root_router.include_router(metrics_router)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from slipway import __version__
-from slipway.cli import ops
+from slipway.cli import apps, ops
 from slipway.cli.common import (
     EXIT_FAILED,
     handle_errors,
@@ -32,6 +32,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(ops.app, name="ops")
+app.add_typer(apps.app, name="apps")
 
 
 @app.command()

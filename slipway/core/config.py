@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     queues: Annotated[list[str], NoDecode] = ["default"]
     # Modules imported at start by the API and workers; they may register operation kinds.
     plugins: Annotated[list[str], NoDecode] = []
+    docker_host: str = "unix:///var/run/docker.sock"  # endpoint `local` at first start
+    # First-start catalog sources: `:`-separated directories that each hold app folders.
+    catalog_dirs: Annotated[list[Path], NoDecode] = []
+    # Where the newest release's version.json is: a file path or an http(s) URL; "" = none.
+    release_manifest: str = ""
 
     # Liveness of running operations: a worker refreshes each running operation's heartbeat every
     # `heartbeat_interval` seconds; one not refreshed for `worker_lost_after` seconds is failed.
@@ -82,6 +87,13 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("catalog_dirs", mode="before")
+    @classmethod
+    def _split_colons(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [Path(p.strip()).expanduser().resolve() for p in value.split(":") if p.strip()]
         return value
 
     @model_validator(mode="after")

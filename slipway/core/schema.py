@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -23,6 +22,8 @@ MODEL_MODULES = (
     "slipway.auth.models",
     "slipway.audit.models",
     "slipway.jobs.models",
+    "slipway.targets.models",
+    "slipway.apps.models",
 )
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -89,6 +90,8 @@ def upgrade(settings: Settings, revision: str = "head") -> str | None:
         with engine.connect() as connection, _migration_lock(settings, connection):
             config = alembic_config(settings)
             config.attributes["connection"] = connection
+            from alembic import command  # here: the API never migrates, and it is heavy
+
             command.upgrade(config, revision)
             connection.commit()
             return current_revision(connection)

@@ -26,6 +26,8 @@ from slipway.core.errors import ExternalServiceError, SlipwayError, UnavailableE
 
 LOCAL_SOCKET = "unix:///var/run/docker.sock"
 CONNECT_TIMEOUT = 15
+# Any API version the SDK accepts; replaced by the engine's own before a TLS client is used.
+_NO_VERSION_PROBE = docker.constants.MINIMUM_DOCKER_API_VERSION
 
 
 @dataclass(frozen=True)
@@ -84,11 +86,29 @@ def docker_client(spec: EngineSpec, *, timeout: int = 120) -> Iterator[docker.Do
             ca_cert=str(directory / "ca.pem"),
             verify=True,
         )
-        client = docker.DockerClient(base_url=_sdk_url(spec.url), tls=tls, timeout=timeout)
+        # Created without contacting the engine, so that requests' environment lookup can be
+        # turned off first: with it on, REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace the
+        # endpoint's CA and every handshake fails. Then the API version is negotiated as usual.
+        client = docker.DockerClient(
+            base_url=_sdk_url(spec.url), tls=tls, timeout=timeout, version=_NO_VERSION_PROBE
+        )
         try:
+            client.api.trust_env = False
+            client.api._version = _negotiate_version(client)
             yield client
         finally:
             client.close()
+
+
+def _negotiate_version(client: docker.DockerClient) -> str:
+    try:
+        return str(client.api.version(api_version=False)["ApiVersion"])
+    except docker.errors.DockerException:
+        raise
+    except Exception as exc:  # the SDK's own auto-detection wraps failures the same way
+        raise docker.errors.DockerException(
+            f"Error while fetching server API version: {exc}"
+        ) from exc
 
 
 def ping(spec: EngineSpec) -> dict[str, str]:
@@ -111,6 +131,18 @@ def ping(spec: EngineSpec) -> dict[str, str]:
 def describe_failure(spec: EngineSpec, exc: BaseException) -> SlipwayError:
     """The error to show for a failed connection: a TLS mismatch, or an engine that is away."""
     text = str(exc)
+    if "HTTP request to an HTTPS server" in text:
+        return ExternalServiceError(
+            f"engine {spec.name} ({spec.url}) requires TLS: give its CA, a client certificate "
+            "and the client key",
+            code="endpoint_tls_failed",
+        )
+    if "WRONG_VERSION_NUMBER" in text:
+        return ExternalServiceError(
+            f"engine {spec.name} ({spec.url}) does not speak TLS at this address: remove the TLS "
+            "material or use the engine's TLS port",
+            code="endpoint_tls_failed",
+        )
     if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text or "certificate" in text.lower():
         return ExternalServiceError(
             f"engine {spec.name} ({spec.url}) refused the TLS handshake: check that the CA, "
@@ -151,8 +183,14 @@ def compose_invocation(spec: EngineSpec) -> Iterator[tuple[list[str], dict[str, 
         yield program, {"DOCKER_HOST": spec.url}
         return
     with _tls_dir(spec.tls) as directory:
-        yield program, {
-            "DOCKER_HOST": spec.url,
-            "DOCKER_TLS_VERIFY": "1",
-            "DOCKER_CERT_PATH": str(directory),
-        }
+        yield (
+            program,
+            {
+                "DOCKER_HOST": spec.url,
+                "DOCKER_TLS_VERIFY": "1",
+                "DOCKER_CERT_PATH": str(directory),
+                # docker-compose v1 talks through requests, which would let these replace the CA.
+                "REQUESTS_CA_BUNDLE": "",
+                "CURL_CA_BUNDLE": "",
+            },
+        )

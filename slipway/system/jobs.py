@@ -11,6 +11,7 @@ from slipway.jobs.context import OperationContext
 from slipway.jobs.kinds import operation_kind
 from slipway.jobs.logs import purge_older_than
 from slipway.system import service
+from slipway.targets import service as targets
 
 
 @operation_kind("system.check", timeout=300, is_public=True)
@@ -30,6 +31,13 @@ def check(ctx: OperationContext) -> dict[str, Any]:
             results.append(result)
             ctx.log(f"{'ok  ' if result.ok else 'FAIL'} {result.name}: {result.message}")
             ctx.progress(index + 1, len(checks))
+        ctx.check()
+        # Every configured Docker endpoint, pinged in parallel.
+        for endpoint in targets.check_endpoints(session, ctx.settings):
+            result = service.CheckResult(**endpoint)
+            results.append(result)
+            ctx.log(f"{'ok  ' if result.ok else 'FAIL'} {result.name}: {result.message}")
+        session.commit()
     failing = [r.to_dict() for r in results if not r.ok]
     summary = {"checks": [r.to_dict() for r in results], "failing": failing}
     if failing:

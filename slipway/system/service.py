@@ -127,8 +127,15 @@ def health(session: Session, settings: Settings) -> tuple[bool, dict[str, Any]]:
 
 
 def version(session: Session, settings: Settings) -> dict[str, Any]:
+    from slipway.apps.catalog import load_catalog
+
     try:
         current = schema.current_revision(session.connection())
     except Exception:
         current = None
-    return manifest(schema_revision=current, schema_head=schema.head_revision(settings))
+    document = manifest(schema_revision=current, schema_head=schema.head_revision(settings))
+    try:
+        document["components"]["catalog"] = load_catalog(session, settings).versions
+    except Exception:  # the version of slipway itself must always answer
+        document["components"]["catalog"] = None
+    return document

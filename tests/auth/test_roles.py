@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from fastapi.routing import iter_route_contexts
 
+from slipway.apps.catalog_snapshots import LIBRARY_DIR
 from slipway.auth import service as auth_service
 from slipway.auth.models import Role
 from slipway.core.db import session_scope
@@ -41,6 +42,35 @@ MINIMUM_ROLE = {
     ("POST", "/api/v1/tokens"): "admin",
     ("DELETE", "/api/v1/tokens/{token_id}"): "admin",
     ("GET", "/api/v1/audit"): "admin",
+    ("GET", "/api/v1/docker-endpoints"): "viewer",
+    ("POST", "/api/v1/docker-endpoints"): "admin",
+    ("GET", "/api/v1/docker-endpoints/{name}"): "viewer",
+    ("PATCH", "/api/v1/docker-endpoints/{name}"): "admin",
+    ("DELETE", "/api/v1/docker-endpoints/{name}"): "admin",
+    ("POST", "/api/v1/docker-endpoints/{name}/test"): "operator",
+    ("GET", "/api/v1/docker-endpoints/{name}/revisions"): "viewer",
+    ("GET", "/api/v1/catalog"): "viewer",
+    ("GET", "/api/v1/catalog/{key}"): "viewer",
+    ("GET", "/api/v1/catalog-sources"): "viewer",
+    ("POST", "/api/v1/catalog-sources"): "admin",
+    ("GET", "/api/v1/catalog-sources/{name}"): "viewer",
+    ("PATCH", "/api/v1/catalog-sources/{name}"): "admin",
+    ("DELETE", "/api/v1/catalog-sources/{name}"): "admin",
+    ("POST", "/api/v1/catalog-sources/{name}/refresh"): "admin",
+    ("GET", "/api/v1/upgrade"): "viewer",
+    ("POST", "/api/v1/apps"): "operator",
+    ("GET", "/api/v1/apps"): "viewer",
+    ("GET", "/api/v1/apps/{name}"): "viewer",
+    ("DELETE", "/api/v1/apps/{name}"): "operator",
+    ("POST", "/api/v1/apps/{name}/start"): "operator",
+    ("POST", "/api/v1/apps/{name}/stop"): "operator",
+    ("POST", "/api/v1/apps/{name}/restart"): "operator",
+    ("POST", "/api/v1/apps/{name}/redeploy"): "operator",
+    ("POST", "/api/v1/apps/{name}/upgrade"): "operator",
+    ("POST", "/api/v1/apps/{name}/adopt"): "operator",
+    ("GET", "/api/v1/apps/{name}/env"): "viewer",
+    ("PUT", "/api/v1/apps/{name}/env"): "operator",
+    ("GET", "/api/v1/apps/{name}/logs"): "viewer",
     # Outside the OpenAPI document: the document itself and its viewers describe a public API.
     ("GET", "/openapi.json"): "anonymous",
     ("GET", "/docs"): "anonymous",
@@ -60,6 +90,14 @@ REQUESTS = {
     ("POST", "/api/v1/tokens"): {"json": {"name": "ci", "user": "target"}},
     ("POST", "/api/v1/operations"): {"json": {"kind": "system.noop"}},
     ("POST", "/api/v1/operations/{operation_id}/move"): {"json": {"to": "front"}},
+    ("POST", "/api/v1/catalog-sources"): {
+        "json": {"name": "copy", "kind": "dir", "location": str(LIBRARY_DIR)}
+    },
+    ("PATCH", "/api/v1/catalog-sources/{name}"): {"json": {"allow_privileged": True}},
+    ("POST", "/api/v1/apps"): {"json": {"app": "nginx", "name": "newapp"}},
+    ("POST", "/api/v1/apps/{name}/upgrade"): {"json": {"version": "2"}},
+    ("POST", "/api/v1/apps/{name}/adopt"): {"json": {}},
+    ("PUT", "/api/v1/apps/{name}/env"): {"json": {"settings": {"W9_URL": "x"}}},
 }
 
 
@@ -98,7 +136,7 @@ def targets(settings, tokens) -> dict[str, str]:
         token_id = str(token.id)
     with session_scope(settings) as session:
         operation = jobs_service.submit(session, settings, kind="system.noop", actor="admin")
-    return {"name": "target", "token_id": token_id, "operation_id": operation.id}
+    return {"name": "target", "token_id": token_id, "operation_id": operation.id, "key": "nginx"}
 
 
 @pytest.mark.parametrize(

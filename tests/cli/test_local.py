@@ -150,8 +150,9 @@ def test_check_fails_without_a_worker_and_passes_with_one(
         "redis:",
         "workers:",
         "data_dir:",
+        "docker_endpoint:local:",
     ]
-    assert [line.split()[0] for line in checks] == ["ok", "ok", "FAIL", "ok"]
+    assert [line.split()[0] for line in checks] == ["ok", "ok", "FAIL", "ok", "ok"]
     assert "FAIL workers: no worker is alive: start one with `slipway worker`" in lines
     assert re.fullmatch(r"operation [0-9a-f-]{36} failed", lines[-1])
 

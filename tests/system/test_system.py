@@ -55,10 +55,10 @@ def test_system_check_operation_succeeds_with_one_line_per_check(
     assert response.headers["location"].endswith(f"/api/v1/operations/{op['id']}")
     done = wait_status(settings, op["id"], "succeeded")
     names = [check["name"] for check in done.result["checks"]]
-    assert names == ["database", "redis", "workers", "data_dir"]
+    assert names == ["database", "redis", "workers", "data_dir", "docker_endpoint:local"]
     assert done.result["failing"] == []
     log = client.get(f"/api/v1/operations/{op['id']}/logs", headers=bearer(tokens["viewer"])).text
-    assert len(log.splitlines()) == 4 and all(line.startswith("ok") for line in log.splitlines())
+    assert len(log.splitlines()) == 5 and all(line.startswith("ok") for line in log.splitlines())
 
 
 def test_system_check_fails_naming_the_failing_check(

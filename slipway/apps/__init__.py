@@ -1,0 +1,1 @@
+"""Apps: the catalog of app templates, installed apps and their lifecycle."""
