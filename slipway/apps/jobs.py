@@ -101,7 +101,8 @@ def _ensure_networks(ctx: OperationContext, target: Target) -> None:
         return
     with docker_client(target.spec) as client:
         for network in report.external_networks:
-            if not client.networks.list(names=[network]):
+            # The engine's name filter matches substrings: `slipway` finds `slipway-test`.
+            if not any(n.name == network for n in client.networks.list(names=[network])):
                 client.networks.create(network, driver="bridge")
                 ctx.log(f"created network {network}", "system")
 
@@ -171,17 +172,7 @@ def install(ctx: OperationContext) -> dict[str, Any]:
     target = _load(ctx)
     try:
         with ctx.step("prepare the app folder"):
-            with ctx.session() as session:
-                entry = load_catalog(session, ctx.settings).get(target.app.catalog_key or "")
-            staging = target.directory.with_name(f".{target.app.name}.staging")
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.parent.mkdir(parents=True, exist_ok=True)
-            entry.copy_to(staging)
-            template = (staging / ".env").read_text() if (staging / ".env").exists() else ""
-            shutil.rmtree(target.directory, ignore_errors=True)
-            staging.rename(target.directory)
-            _write_env(ctx, target, template)
-            ctx.log(f"{entry.key} {target.app.edition} {target.app.version} in {target.directory}")
+            _materialize(ctx, target)
         with ctx.step("create networks"):
             _ensure_networks(ctx, target)
         with ctx.step("docker compose up"):
@@ -193,6 +184,21 @@ def install(ctx: OperationContext) -> dict[str, Any]:
         raise
     _update_app(ctx, install_state=InstallState.installed, is_redeploy_pending=False)
     return _summary(target)
+
+
+def _materialize(ctx: OperationContext, target: Target) -> None:
+    """The app folder from its catalog template, with the app's settings in its .env."""
+    with ctx.session() as session:
+        entry = load_catalog(session, ctx.settings).get(target.app.catalog_key or "")
+    staging = target.directory.with_name(f".{target.app.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    entry.copy_to(staging)
+    template = (staging / ".env").read_text() if (staging / ".env").exists() else ""
+    shutil.rmtree(target.directory, ignore_errors=True)
+    staging.rename(target.directory)
+    _write_env(ctx, target, template)
+    ctx.log(f"{entry.key} {target.app.edition} {target.app.version} in {target.directory}")
 
 
 def _clean_failed_install(ctx: OperationContext, target: Target, exc: BaseException) -> None:
@@ -231,6 +237,10 @@ def start(ctx: OperationContext) -> dict[str, Any]:
     return _summary(target)
 
 
+def _has_compose_file(directory: Path) -> bool:
+    return any((directory / name).is_file() for name in compose.COMPOSE_FILES)
+
+
 def _has_containers(target: Target) -> bool:
     project = snapshot(target.spec).get(target.app.name)
     return bool(project and project.containers)
@@ -259,7 +269,12 @@ def redeploy(ctx: OperationContext) -> dict[str, Any]:
     """Recreate the containers with the current settings (after PUT /env, or to repair)."""
     target = _load(ctx)
     with ctx.step("write settings"):
-        _write_env(ctx, target)
+        if target.app.catalog_key and not _has_compose_file(target.directory):
+            # A failed install removes the folder it made: this retry writes it again.
+            ctx.log(f"{target.directory} is missing; writing it again from the catalog", "system")
+            _materialize(ctx, target)
+        else:
+            _write_env(ctx, target)
     with ctx.step("create networks"):
         _ensure_networks(ctx, target)
     with ctx.step("docker compose up --force-recreate"):

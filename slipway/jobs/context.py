@@ -175,7 +175,8 @@ class OperationContext:
 
         def pump(pipe: Any, stream: str) -> None:
             for raw in iter(pipe.readline, b""):
-                line = raw.decode(errors="replace").rstrip("\n")
+                # Progress output rewrites a line with \r; keep its last state.
+                line = raw.decode(errors="replace").rstrip("\r\n").rsplit("\r", 1)[-1]
                 outputs[stream].append(line)
                 self.log(line, stream)
             pipe.close()

@@ -27,12 +27,15 @@ def load(settings: Settings, operation_id: str) -> Operation:
 def wait_status(
     settings: Settings, operation_id: str, *statuses: str, timeout: float = 30
 ) -> Operation:
-    wait_for(
-        lambda: load(settings, operation_id).status in statuses,
-        timeout=timeout,
-        what=f"operation {operation_id} to be {'/'.join(statuses)} "
-        f"(it is {load(settings, operation_id).status})",
-    )
+    try:
+        wait_for(
+            lambda: load(settings, operation_id).status in statuses,
+            timeout=timeout,
+            what=f"operation {operation_id} to be {'/'.join(statuses)}",
+        )
+    except AssertionError as exc:
+        ended = load(settings, operation_id)
+        raise AssertionError(f"{exc}; it is {ended.status}, error {ended.error}") from None
     return load(settings, operation_id)
 
 
