@@ -27,7 +27,9 @@ STOPSIGNAL SIGKILL
 @pytest.fixture(scope="session")
 def nginx_stand_in(engine) -> str:
     """`nginx:1.28` built from busybox: no registry is reachable here."""
-    engine.images.build(fileobj=io.BytesIO(STAND_IN.encode()), tag="nginx:1.28", rm=True)
+    engine.images.build(
+        fileobj=io.BytesIO(STAND_IN.encode()), tag="nginx:1.28", rm=True, network_mode="none"
+    )
     return "nginx:1.28"
 
 

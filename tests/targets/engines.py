@@ -92,6 +92,10 @@ class TLSEngine:
             env={**os.environ, "DOCKER_CONFIG": str(self.directory / "cli-config")},
         )
 
+    @property
+    def bridge(self) -> str:
+        return f"slwtls{self.url.rsplit(':', 1)[-1]}"
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -100,7 +104,17 @@ class TLSEngine:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def make_bridge(name: str, port: int) -> None:
+    """A bridge for a test engine, in TEST-NET-1 (a documentation range, routed nowhere)."""
+    subprocess.run(["ip", "link", "delete", name], capture_output=True)
+    subprocess.run(["ip", "link", "add", name, "type", "bridge"], check=True)
+    subnet = 16 * (port % 16)  # a /28 of its own per engine, so engines side by side differ
+    subprocess.run(["ip", "addr", "add", f"192.0.2.{subnet + 1}/28", "dev", name], check=True)
+    subprocess.run(["ip", "link", "set", name, "up"], check=True)
 
 
 def start_tls_engine(port: int) -> TLSEngine:
@@ -141,10 +155,13 @@ def start_tls_engine(port: int) -> TLSEngine:
         str(directory / "dockerd.pid"),
         "--config-file",
         str(config),
-        "--bridge=none",
+        # Its own bridge: with --bridge=none, dockerd deletes the default `docker0` interface at
+        # start, and this one shares the machine's network namespace with the main engine.
+        f"--bridge={engine.bridge}",
         "--iptables=false",
         "--ip-masq=false",
     ]
+    make_bridge(engine.bridge, port)
     with open(engine.log_path, "wb") as log:
         engine.process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
