@@ -58,7 +58,8 @@ def _update_app(ctx: OperationContext, **fields: Any) -> None:
             session.commit()
 
 
-def _compose(ctx: OperationContext, target: Target, *args: str, check: bool = True) -> None:
+def _compose(ctx: OperationContext, target: Target, *args: str, check: bool = True) -> bool:
+    """Run a compose command on the app's project; False when it failed and `check` is off."""
     file = compose.compose_file(target.directory)
     with compose_invocation(target.spec) as (program, env):
         result = ctx.run(
@@ -69,6 +70,7 @@ def _compose(ctx: OperationContext, target: Target, *args: str, check: bool = Tr
         )
     if check and not result.ok:
         _raise_engine_or(ctx, target, f"docker compose {args[0]} failed (exit {result.exited})")
+    return result.ok
 
 
 def _raise_engine_or(ctx: OperationContext, target: Target, message: str) -> None:
@@ -206,9 +208,15 @@ def _clean_failed_install(ctx: OperationContext, target: Target, exc: BaseExcept
     ctx.log(f"install failed ({exc}); removing what it created", "system")
     if target.directory.exists():
         try:
-            _compose(ctx, target, "down", "-v", "--remove-orphans", check=False)
+            removed = _compose(ctx, target, "down", "-v", "--remove-orphans", check=False)
         except SlipwayError:
-            pass
+            removed = False
+        if not removed:
+            ctx.log(
+                "could not remove the containers it created (is the engine reachable?); "
+                "redeploy replaces them and uninstall removes them",
+                "system",
+            )
         shutil.rmtree(target.directory, ignore_errors=True)
     _update_app(ctx, install_state=InstallState.failed)
 

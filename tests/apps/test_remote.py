@@ -176,6 +176,10 @@ def test_an_engine_that_goes_away_mid_install_fails_it_and_a_redeploy_recovers(
     assert failed.error["code"] == "endpoint_unreachable", failed.error
     assert f"engine {REMOTE} ({remote.url})" in failed.error["message"]
     assert took < 30, f"the install noticed the engine was gone only after {took:.1f} s"
+    log = client.get(
+        f"/api/v1/operations/{operation_id}/logs", headers=bearer(tokens["viewer"])
+    ).text
+    assert "could not remove the containers it created" in log
     app = shown(client, tokens, app_name)
     assert app["status"] == "failed" and "redeploy" in app["allowed_actions"]
 
