@@ -49,12 +49,12 @@ def by_hand(directory: Path, project: str) -> float:
     return time.perf_counter() - started
 
 
-def install(url: str, headers: dict[str, str], name: str) -> float:
+def install(url: str, headers: dict[str, str], name: str, app: str = "web") -> float:
     started = time.perf_counter()
     answer = httpx.post(
         f"{url}/api/v1/apps",
         headers=headers,
-        json={"app": "web", "name": name, "settings": {"W9_HTTP_PORT_SET": free_port()}},
+        json={"app": app, "name": name, "settings": {"W9_HTTP_PORT_SET": free_port()}},
     )
     answer.raise_for_status()
     op = answer.json()["operation"]["id"]
