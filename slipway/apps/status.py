@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-import docker
-
 from slipway.remote.docker import EngineSpec, docker_client
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -170,7 +168,3 @@ def app_status(
     if containers is None:
         return AppStatus.unknown
     return engine_status(containers)
-
-
-def is_engine_error(exc: BaseException) -> bool:
-    return isinstance(exc, docker.errors.DockerException | OSError)

@@ -164,15 +164,6 @@ def list_(
     return items, next_cursor
 
 
-def count_by_status(session: Session) -> dict[tuple[str, str], int]:
-    rows = session.execute(
-        select(Operation.kind, Operation.status, func.count()).group_by(
-            Operation.kind, Operation.status
-        )
-    ).all()
-    return {(kind, status): count for kind, status, count in rows}
-
-
 # --- ending operations --------------------------------------------------------------------------
 
 
