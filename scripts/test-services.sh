@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Make sure the services the test suite uses answer: PostgreSQL on 127.0.0.1:5432, Redis on
-# 127.0.0.1:6379 and Docker on /var/run/docker.sock, with the stand-in base image local/busybox:1.
-# Starts (and, as root, installs) only what is missing, and records what it started in a state file
-# so that `stop` can stop exactly that afterwards. Fast and silent-ish when all is up.
+# 127.0.0.1:6379, MariaDB on 127.0.0.1:3306 and Docker on /var/run/docker.sock, with the stand-in
+# base image local/busybox:1; and, as root, that /usr/sbin/sshd is installed (the tests run their
+# own sshd "hosts" from it, see tests/support/sshd.py). Starts (and, as root, installs) only what
+# is missing, and records what it started in a state file so that `stop` can stop exactly that
+# afterwards. Fast and silent-ish when all is up.
 #
 #   scripts/test-services.sh [start] [STATE_FILE]
 #   scripts/test-services.sh stop [STATE_FILE]
@@ -17,6 +19,10 @@ PG_HOST=127.0.0.1
 PG_PORT=5432
 REDIS_HOST=127.0.0.1
 REDIS_PORT=6379
+MARIADB_HOST=127.0.0.1
+MARIADB_PORT=3306
+MARIADBD=/usr/sbin/mariadbd
+SSHD=/usr/sbin/sshd
 DOCKER_SOCK=${SLIPWAY_TEST_DOCKER_SOCK:-/var/run/docker.sock}
 DOCKERD_ARGS=${SLIPWAY_TEST_DOCKERD_ARGS:-}
 DOCKERD=/usr/sbin/dockerd
@@ -168,6 +174,91 @@ start_redis() {
   say "Redis is up (pid $(cat "$pidfile"))"
 }
 
+mariadb_up() {
+  tcp_open "$MARIADB_HOST" "$MARIADB_PORT"
+}
+
+# A MariaDB installed here from scratch is set up like the machines the suite is written for:
+# root may log in over TCP from 127.0.0.1 without a password, and there is a database `test`.
+mariadb_setup_fresh() {
+  say "configuring the new MariaDB (root on $MARIADB_HOST without password, database test)"
+  mariadb -u root <<SQL >/dev/null 2>&1 || true
+CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+CREATE DATABASE IF NOT EXISTS test;
+SQL
+}
+
+start_mariadb() {
+  if mariadb_up; then
+    say "MariaDB answers on $MARIADB_HOST:$MARIADB_PORT"
+    return 0
+  fi
+  if ! is_root; then
+    say "WARNING: MariaDB does not answer on $MARIADB_HOST:$MARIADB_PORT and we are not root;" \
+      "start it yourself (tests that need it will fail)"
+    return 0
+  fi
+  local fresh=0
+  if [ ! -x "$MARIADBD" ]; then
+    apt_install mariadb-server mariadb-client
+    fresh=1
+    if mariadb_up; then # the package's own scripts started it
+      mariadb_setup_fresh
+      say "MariaDB installed and running (started by the package)"
+      return 0
+    fi
+  fi
+  if [ ! -d /var/lib/mysql/mysql ]; then
+    say "mariadb-install-db (no data directory yet)"
+    local out
+    if ! out=$(mariadb-install-db --user=mysql 2>&1); then
+      say "ERROR: mariadb-install-db failed:" >&2
+      echo "$out" >&2
+      return 1
+    fi
+    fresh=1
+  fi
+  local dir pidfile log
+  dir=$(dirname "$state")
+  pidfile="$dir/slipway-test-mariadb.pid"
+  log="$dir/slipway-test-mariadb.log"
+  if pgrep -x mariadbd >/dev/null 2>&1; then
+    say "mariadbd runs but does not answer yet; waiting for it" # not ours to stop
+  else
+    install -d -o mysql -g mysql -m 0755 /run/mysqld
+    say "starting mariadbd (log: $log)"
+    start-stop-daemon --start --oknodo --background --make-pidfile --pidfile "$pidfile" \
+      --exec "$MARIADBD" -- --user=mysql --log-error="$log"
+    echo "mariadb $(cat "$pidfile")" >>"$state"
+  fi
+  if ! wait_for 60 mariadb_up; then
+    say "ERROR: MariaDB did not answer on $MARIADB_HOST:$MARIADB_PORT within 60 s; the end of" \
+      "$log:" >&2
+    tail -n 20 "$log" >&2 2>/dev/null || true
+    return 1
+  fi
+  if [ "$fresh" -eq 1 ]; then
+    mariadb_setup_fresh
+  fi
+  say "MariaDB is up"
+}
+
+# Only the binary: the tests start their own sshd processes on loopback addresses.
+ensure_sshd() {
+  if [ -x "$SSHD" ]; then
+    say "sshd is installed ($SSHD)"
+    return 0
+  fi
+  if ! is_root; then
+    say "WARNING: $SSHD is missing and we are not root; apt-get install openssh-server" \
+      "(the SSH tests are skipped)"
+    return 0
+  fi
+  apt_install openssh-server
+  say "sshd installed"
+}
+
 docker_cli() {
   docker -H "unix://$DOCKER_SOCK" "$@"
 }
@@ -311,6 +402,14 @@ stop_started() {
         say "stopping the PostgreSQL $arg cluster it started"
         pg_ctlcluster --skip-systemctl-redirect "$arg" main stop || true
         ;;
+      mariadb)
+        if ! grep -qs mariadbd "/proc/$arg/cmdline"; then
+          continue # already gone (and its pid maybe reused): nothing of ours to stop
+        fi
+        say "stopping the MariaDB it started (pid $arg)"
+        kill -TERM "$arg" 2>/dev/null || true
+        for _ in $(seq 300); do kill -0 "$arg" 2>/dev/null || break; sleep 0.1; done
+        ;;
       dockerd)
         # Its containers get dockerd's own shutdown timeout (15 s) to stop.
         if ! grep -qs dockerd "/proc/$arg/cmdline"; then
@@ -331,6 +430,8 @@ case $action in
     touch "$state"
     start_postgres
     start_redis
+    start_mariadb
+    ensure_sshd
     start_docker
     ensure_busybox_image
     ;;
