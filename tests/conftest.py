@@ -29,11 +29,24 @@ from slipway.core import db as core_db
 from slipway.core import schema
 from slipway.core.config import Settings, get_settings
 from slipway.core.db import make_engine
+from tests.support.sshd import ssh_farm  # noqa: F401 - one farm per session, for every package
 
 ROOT = Path(__file__).resolve().parent.parent
 SLIPWAY = str(Path(sys.executable).parent / "slipway")
 REDIS_BASE_URL = os.environ.get("SLIPWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 SESSION_CLAIM_KEY = "slipway-test-session"
+
+
+def _is_alive(pid: str) -> bool:
+    if not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _claim_redis_database() -> str:
@@ -44,6 +57,10 @@ def _claim_redis_database() -> str:
         return base  # a database was named explicitly
     for number in range(14, 0, -2):
         client = redis_lib.Redis.from_url(f"{base}/{number}")
+        holder = client.get(SESSION_CLAIM_KEY)
+        if holder is not None and not _is_alive(holder.decode().rsplit(" ", 1)[-1]):
+            # A session or bench that was killed never released its claim.
+            client.delete(SESSION_CLAIM_KEY)
         if client.set(SESSION_CLAIM_KEY, str(os.getpid()), nx=True, ex=4 * 3600):
             client.close()
             return f"{base}/{number}"

@@ -7,9 +7,12 @@ from slipway.apps.routes import router as apps_router
 from slipway.audit.routes import router as audit_router
 from slipway.auth.routes import router as auth_router
 from slipway.jobs.routes import router as operations_router
+from slipway.releases.routes import profiles_router
+from slipway.releases.routes import router as releases_router
 from slipway.system.routes import metrics_router
 from slipway.system.routes import router as system_router
 from slipway.system.upgrade_routes import router as upgrade_router
+from slipway.targets.host_routes import router as hosts_router
 from slipway.targets.routes import router as docker_endpoints_router
 
 api_router = APIRouter()
@@ -21,6 +24,9 @@ api_router.include_router(upgrade_router)
 api_router.include_router(catalog_router)
 api_router.include_router(docker_endpoints_router)
 api_router.include_router(apps_router)
+api_router.include_router(hosts_router)
+api_router.include_router(releases_router)
+api_router.include_router(profiles_router)
 
 root_router = APIRouter()
 root_router.include_router(metrics_router)

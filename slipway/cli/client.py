@@ -50,7 +50,7 @@ def check(response: httpx.Response) -> Any:
     if code is None:
         code = (
             EXIT_USAGE
-            if response.status_code in (400, 422)
+            if response.status_code in (400, 413, 422)
             else (EXIT_UNAVAILABLE if response.status_code >= 500 else EXIT_FAILED)
         )
     fail(message, code)

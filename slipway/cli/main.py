@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from slipway import __version__
-from slipway.cli import apps, ops
+from slipway.cli import apps, hosts, ops, releases
 from slipway.cli.common import (
     EXIT_FAILED,
     handle_errors,
@@ -33,6 +33,8 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(ops.app, name="ops")
 app.add_typer(apps.app, name="apps")
+app.add_typer(hosts.app, name="hosts")
+app.add_typer(releases.app, name="releases")
 
 
 @app.command()

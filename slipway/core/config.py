@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     worker_lost_after: float = Field(30.0, gt=0)
     maintenance_interval: float = Field(5.0, gt=0)
 
+    # Releases: where uploaded packages are kept (default <data dir>/artifacts), how big one may
+    # be, how many hosts one deployment works on at once, and extra profile directories.
+    artifact_dir: Path | None = None
+    release_max_package_bytes: int = Field(4 * 2**30, ge=1)
+    release_parallel_limit: int = Field(20, ge=1)
+    release_profile_dirs: Annotated[list[Path], NoDecode] = []
+
     token_ttl_minutes: int = Field(12 * 60, ge=1)
     login_max_failures: int = Field(5, ge=1)
     login_lockout_seconds: int = Field(300, ge=1)
@@ -89,7 +96,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("catalog_dirs", mode="before")
+    @field_validator("catalog_dirs", "release_profile_dirs", mode="before")
     @classmethod
     def _split_colons(cls, value: object) -> object:
         if isinstance(value, str):
@@ -104,6 +111,9 @@ class Settings(BaseSettings):
         self.secret_key_file = (
             (self.secret_key_file or self.data_dir / "secret.key").expanduser().resolve()
         )
+        self.artifact_dir = (
+            (self.artifact_dir or self.data_dir / "artifacts").expanduser().resolve()
+        )
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'slipway.db'}"
         return self
@@ -117,6 +127,11 @@ class Settings(BaseSettings):
     def key_file(self) -> Path:
         assert self.secret_key_file is not None
         return self.secret_key_file
+
+    @property
+    def artifacts_path(self) -> Path:
+        assert self.artifact_dir is not None
+        return self.artifact_dir
 
     @property
     def is_sqlite(self) -> bool:

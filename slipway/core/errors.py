@@ -57,6 +57,13 @@ class InputError(SlipwayError):
         super().__init__(message, code=code, details=details)
 
 
+class TooLargeError(InputError):
+    """An upload or body is over its size limit."""
+
+    status_code = 413
+    default_code = "too_large"
+
+
 class AuthError(SlipwayError):
     """Missing, wrong or expired credentials."""
 

@@ -24,6 +24,7 @@ MODEL_MODULES = (
     "slipway.jobs.models",
     "slipway.targets.models",
     "slipway.apps.models",
+    "slipway.releases.models",
 )
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"

@@ -11,6 +11,7 @@ from slipway.jobs.context import OperationContext
 from slipway.jobs.kinds import operation_kind
 from slipway.jobs.logs import purge_older_than
 from slipway.system import service
+from slipway.targets import host_probe
 from slipway.targets import service as targets
 
 
@@ -35,6 +36,12 @@ def check(ctx: OperationContext) -> dict[str, Any]:
         # Every configured Docker endpoint, pinged in parallel.
         for endpoint in targets.check_endpoints(session, ctx.settings):
             result = service.CheckResult(**endpoint)
+            results.append(result)
+            ctx.log(f"{'ok  ' if result.ok else 'FAIL'} {result.name}: {result.message}")
+        ctx.check()
+        # Every SSH host, connected to and tested in parallel.
+        for host in host_probe.check_hosts(session, ctx.settings):
+            result = service.CheckResult(**host)
             results.append(result)
             ctx.log(f"{'ok  ' if result.ok else 'FAIL'} {result.name}: {result.message}")
         session.commit()

@@ -12,6 +12,7 @@ from slipway.auth.models import ApiToken, User
 from slipway.core.config import Settings
 from slipway.core.db import get_engine, session_factory
 from slipway.jobs.models import Operation
+from slipway.releases.models import Deployment, Environment, Package, Project
 
 ERROR_KEYS = {"code", "message", "details", "request_id"}
 
@@ -68,6 +69,10 @@ def state_of(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
                     select(ApiToken.id, ApiToken.user_id, ApiToken.name, ApiToken.revoked_at)
                 ).all()
             ),
+            "releases": [
+                sorted(session.execute(select(model.id)).scalars().all())
+                for model in (Project, Environment, Package, Deployment)
+            ],
             "operations": sorted(
                 session.execute(
                     select(

@@ -15,6 +15,7 @@ from slipway.auth.models import Role
 from slipway.core.db import session_scope
 from slipway.jobs import service as jobs_service
 from tests.api.helpers import assert_error, state_of
+from tests.auth import roles_hosts, roles_releases
 from tests.conftest import bearer
 
 ROLES = ("anonymous", "viewer", "operator", "admin")
@@ -76,6 +77,8 @@ MINIMUM_ROLE = {
     ("GET", "/docs"): "anonymous",
     ("GET", "/docs/oauth2-redirect"): "anonymous",
     ("GET", "/redoc"): "anonymous",
+    **roles_hosts.MINIMUM_ROLE,
+    **roles_releases.MINIMUM_ROLE,
 }
 ADMIN_ONLY_PREFIXES = ("/api/v1/users", "/api/v1/tokens", "/api/v1/audit")
 
@@ -98,6 +101,8 @@ REQUESTS = {
     ("POST", "/api/v1/apps/{name}/upgrade"): {"json": {"version": "2"}},
     ("POST", "/api/v1/apps/{name}/adopt"): {"json": {}},
     ("PUT", "/api/v1/apps/{name}/env"): {"json": {"settings": {"W9_URL": "x"}}},
+    **roles_hosts.REQUESTS,
+    **roles_releases.REQUESTS,
 }
 
 
@@ -136,7 +141,16 @@ def targets(settings, tokens) -> dict[str, str]:
         token_id = str(token.id)
     with session_scope(settings) as session:
         operation = jobs_service.submit(session, settings, kind="system.noop", actor="admin")
-    return {"name": "target", "token_id": token_id, "operation_id": operation.id, "key": "nginx"}
+    return {
+        "name": "target",
+        "token_id": token_id,
+        "operation_id": operation.id,
+        "key": "nginx",
+        "project": "target",
+        "environment": "target",
+        "package": "1.0.0",
+        "deployment": "1",
+    }
 
 
 @pytest.mark.parametrize(

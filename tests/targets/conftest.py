@@ -1,4 +1,4 @@
-"""Fixtures of the Docker endpoint tests: the real engines they talk to."""
+"""Fixtures of the target tests: the real Docker engines and sshd hosts they talk to."""
 
 from __future__ import annotations
 

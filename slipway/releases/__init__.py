@@ -1,0 +1,1 @@
+"""Releases: projects, environments, packages, deployments over SSH, rollback and DB deltas."""
