@@ -225,9 +225,7 @@ class SSHSession:
         part = shlex.quote(remote + ".part")
         # Hash here only when the caller does not know the sum: a deploy to ten hosts hashes
         # its package once, not ten times.
-        hashing = (
-            None if sha256 else asyncio.ensure_future(asyncio.to_thread(_file_sha256, local))
-        )
+        hashing = None if sha256 else asyncio.ensure_future(asyncio.to_thread(_file_sha256, local))
         if unpack_into is not None:
             target = shlex.quote(unpack_into)
             receive = (
