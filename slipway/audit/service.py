@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from slipway.audit.models import AuditEntry
+
+_INSERT = insert(AuditEntry.__table__)
 
 
 def record(
@@ -22,21 +24,24 @@ def record(
     request_id: str | None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Add one row; text longer than its column is cut, so that no request goes unrecorded."""
-    session.add(
-        AuditEntry(
-            actor=_fit(actor, AuditEntry.actor),
-            action=_fit(action, AuditEntry.action) or "",
-            target=_fit(target, AuditEntry.target),
-            source_ip=_fit(source_ip, AuditEntry.source_ip),
-            status_code=status_code,
-            result="ok"
-            if status_code < 400
-            else ("denied" if status_code in (401, 403, 429) else "error"),
-            request_id=_fit(request_id, AuditEntry.request_id),
-            details=details,
-        )
-    )
+    """Add one row in the session's transaction; text longer than its column is cut, so that no
+    request goes unrecorded.
+
+    A plain INSERT rather than an ORM object: every mutating request writes one, and the unit of
+    work costs more than the statement."""
+    values: dict[str, Any] = {
+        "actor": _fit(actor, AuditEntry.actor),
+        "action": _fit(action, AuditEntry.action) or "",
+        "target": _fit(target, AuditEntry.target),
+        "source_ip": _fit(source_ip, AuditEntry.source_ip),
+        "status_code": status_code,
+        "result": "ok"
+        if status_code < 400
+        else ("denied" if status_code in (401, 403, 429) else "error"),
+        "request_id": _fit(request_id, AuditEntry.request_id),
+        "details": details,
+    }
+    session.execute(_INSERT, values)
 
 
 def _fit(value: str | None, column: Any) -> str | None:

@@ -177,19 +177,25 @@ class LogWriter:
 
     def end(self, status: str) -> None:
         self.flush()
-        end_stream(self._settings, self.operation_id, status, last_seq=self.last_seq)
+        # A job that wrote nothing does not look its last line up just for the marker's id.
+        end_stream(self._settings, self.operation_id, status, last_seq=self._seq)
 
 
-def end_stream(settings: Settings, operation_id: str, status: str, *, last_seq: int) -> None:
-    """Tell followers the operation is over; the stream expires an hour later."""
-    client = get_redis(settings)
+def end_stream(settings: Settings, operation_id: str, status: str, *, last_seq: int | None) -> None:
+    """Tell followers the operation is over; the stream expires an hour later.
+
+    The marker's id is `<last_seq>-1`; with `last_seq` unknown (None) or behind the stream, Redis
+    picks one, which is past every line. Followers know the marker by its `end` field."""
+    pipe = get_redis(settings).pipeline(transaction=False)
     name = stream_key(operation_id)
     try:
-        try:
-            client.xadd(name, {"end": status}, id=f"{last_seq}-1")
-        except redis.ResponseError:
-            client.xadd(name, {"end": status})
-        client.expire(name, STREAM_TTL_AFTER_END)
+        pipe.xadd(name, {"end": status}, id="*" if last_seq is None else f"{last_seq}-1")
+        pipe.expire(name, STREAM_TTL_AFTER_END)
+        added, _ = pipe.execute(raise_on_error=False)
+        if isinstance(added, redis.ResponseError):
+            pipe.xadd(name, {"end": status})
+            pipe.expire(name, STREAM_TTL_AFTER_END)
+            pipe.execute()
     except redis.RedisError:
         log.warning(
             "could not publish the end of %s's log; followers poll the database", operation_id

@@ -67,22 +67,33 @@ def reap_lost(session: Session, settings: Settings) -> list[str]:
 
 def requeue_missing(session: Session, settings: Settings) -> list[str]:
     cutoff = utcnow() - QUEUED_GRACE
-    stale = session.scalars(
-        select(Operation).where(
+    stale = session.execute(
+        select(Operation.id, Operation.queued_at).where(
             Operation.status == OperationStatus.queued, Operation.queued_at < cutoff
         )
     ).all()
+    if not stale:
+        return []
+    # A backlog is normal under load: one round trip for all of it, and rows only for the few
+    # that need something done.
+    statuses = queue.job_statuses(settings, [row.id for row in stale])
+    just_started = utcnow() - timedelta(seconds=settings.worker_lost_after)
+    suspects = [
+        row.id
+        for row in stale
+        if statuses[row.id] not in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED)
+        # a worker picked it up a moment ago and is about to claim it
+        and not (
+            statuses[row.id] == JobStatus.STARTED and row.queued_at and row.queued_at > just_started
+        )
+    ]
+    if not suspects:
+        return []
     requeued = []
-    for operation in stale:
-        status = queue.job_status(settings, operation.id)
-        if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
+    for operation in session.scalars(select(Operation).where(Operation.id.in_(suspects))).all():
+        if operation.status != OperationStatus.queued:
             continue
-        if (
-            status == JobStatus.STARTED
-            and operation.queued_at
-            and operation.queued_at > (utcnow() - timedelta(seconds=settings.worker_lost_after))
-        ):
-            continue  # a worker picked it up a moment ago and is about to claim it
+        status = statuses[operation.id]
         if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
             reason = queue.job_failure(settings, operation.id) or f"RQ reports the job {status}"
             service.finish_unclaimed(

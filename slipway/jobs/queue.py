@@ -23,8 +23,17 @@ def queue_name(name: str) -> str:
     return f"slipway-{name}"
 
 
+# One Queue per Redis URL and name: a Queue holds no per-call state, and building one costs a
+# serializer check on every enqueue.
+_queues: dict[tuple[str, str], Queue] = {}
+
+
 def get_queue(settings: Settings, name: str) -> Queue:
-    return Queue(queue_name(name), connection=get_redis(settings), serializer=JSONSerializer)
+    cached = _queues.get((settings.redis_url, name))
+    if cached is None:
+        cached = Queue(queue_name(name), connection=get_redis(settings), serializer=JSONSerializer)
+        _queues[(settings.redis_url, name)] = cached
+    return cached
 
 
 def enqueue(settings: Settings, *, operation_id: str, queue: str, timeout: int) -> bool:
@@ -45,13 +54,18 @@ def enqueue(settings: Settings, *, operation_id: str, queue: str, timeout: int) 
         return False
 
 
-def job_status(settings: Settings, operation_id: str) -> JobStatus | None:
-    """RQ's state of the operation's job, or None when Redis has no such job."""
-    try:
-        job = Job.fetch(operation_id, connection=get_redis(settings), serializer=JSONSerializer)
-        return job.get_status(refresh=False)
-    except (NoSuchJobError, InvalidJobOperation):
-        return None
+def job_statuses(settings: Settings, operation_ids: list[str]) -> dict[str, JobStatus | None]:
+    """RQ's state of each operation's job (None: no such job), in one round trip."""
+    pipe = get_redis(settings).pipeline(transaction=False)
+    for operation_id in operation_ids:
+        pipe.hget(Job.key_for(operation_id), "status")
+    statuses: dict[str, JobStatus | None] = {}
+    for operation_id, raw in zip(operation_ids, pipe.execute(), strict=True):
+        try:
+            statuses[operation_id] = JobStatus(raw.decode()) if raw else None
+        except ValueError:
+            statuses[operation_id] = None
+    return statuses
 
 
 def job_failure(settings: Settings, operation_id: str) -> str | None:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
+from starlette.datastructures import URLPath
 
 from slipway.api.deps import Operator, SessionDep, SettingsDep, Viewer
 from slipway.api.pagination import decode_cursor, encode_cursor
@@ -29,8 +30,25 @@ router = APIRouter(prefix="/operations", tags=["operations"])
 def accepted(response: Response, request: Request, operation: OperationRead) -> OperationEnvelope:
     """The 202 answer of every long action: the operation, and where to watch it."""
     response.status_code = status.HTTP_202_ACCEPTED
-    response.headers["Location"] = str(request.url_for("get_operation", operation_id=operation.id))
+    response.headers["Location"] = operation_url(request, operation.id)
     return OperationEnvelope(operation=operation)
+
+
+_ID_SLOT = "00000000-0000-0000-0000-000000000000"
+# The path of an operation per router: `request.url_for` searches every route of the app for the
+# name on each call, and the path differs only in the id.
+_operation_paths: dict[int, str] = {}
+
+
+def operation_url(request: Request, operation_id: str) -> str:
+    """What `request.url_for("get_operation", operation_id=...)` gives, without the search."""
+    router = request.scope.get("router") or request.scope["app"]
+    path = _operation_paths.get(id(router))
+    if path is None:
+        path = str(router.url_path_for("get_operation", operation_id=_ID_SLOT))
+        _operation_paths[id(router)] = path
+    url_path = URLPath(path.replace(_ID_SLOT, operation_id), protocol="http")
+    return str(url_path.make_absolute_url(request.base_url))
 
 
 @router.get("", response_model=OperationList)

@@ -1,70 +1,143 @@
-"""The one RQ job function: runs an operation by id, and records how it ended."""
+"""The one RQ job function: runs an operation by id, and records how it ended.
+
+Two statements touch the operation's row per run: the claim and the record, each one `UPDATE …
+RETURNING` built once at import (SQLAlchemy then reuses their compiled form), run on a plain
+connection of the autocommit pool (one statement is its own transaction: no BEGIN and COMMIT round
+trips), without ORM objects; everything else the run needs comes back from the claim.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 import traceback
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import update
+from sqlalchemy import JSON, bindparam, case, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from slipway.core.config import get_settings
-from slipway.core.db import session_factory, utcnow
+from slipway.core.db import get_autocommit_engine, session_factory, utcnow
 from slipway.core.errors import SlipwayError
-from slipway.jobs import active, service
+from slipway.jobs import active, queue, service
 from slipway.jobs.context import OperationCanceledError, OperationContext, WorkerStoppingError
 from slipway.jobs.kinds import KindSpec, get_kind
-from slipway.jobs.models import Operation, OperationStatus
+from slipway.jobs.models import FINAL_STATUSES, Operation, OperationStatus
 
 log = logging.getLogger(__name__)
+
+_ops = Operation.__table__.c
+
+
+def _param(name: str, column: Any) -> Any:
+    return bindparam(name, type_=column.type)
+
+
+def _json_param(name: str) -> Any:
+    # None is SQL NULL, as for a column never set, rather than the JSON value null.
+    return bindparam(name, type_=JSON(none_as_null=True))
+
+
+_CLAIM = (
+    update(Operation.__table__)
+    .where(
+        _ops.id == bindparam("operation_id"),
+        _ops.status == OperationStatus.queued.value,
+        _ops.cancel_requested.is_(False),
+    )
+    .values(
+        status=OperationStatus.running.value,
+        started_at=_param("now", _ops.started_at),
+        heartbeat_at=_param("now", _ops.heartbeat_at),
+        worker=bindparam("worker_name"),
+    )
+    .returning(
+        _ops.kind,
+        _ops.params,
+        _ops.state,
+        _ops.attempt,
+        _ops.max_attempts,
+        _ops.queue,
+        _ops.timeout,
+        _ops.lock_keys,
+    )
+)
+
+# The outcome is written only while the row is still `running`: the reaper may have ended it.
+_RUNNING = update(Operation.__table__).where(
+    _ops.id == bindparam("operation_id"), _ops.status == OperationStatus.running.value
+)
+_END = _RUNNING.values(
+    status=bindparam("new_status"),
+    result=_json_param("new_result"),
+    error=_json_param("new_error"),
+    finished_at=_param("now", _ops.finished_at),
+    state=_param("new_state", _ops.state),
+).returning(_ops.id)
+_SUCCEED = _END.values(
+    progress_done=case((_ops.progress_total > 0, _ops.progress_total), else_=_ops.progress_done)
+)
+_RETRY = _RUNNING.values(
+    status=OperationStatus.scheduled.value,
+    scheduled_for=_param("retry_at", _ops.scheduled_for),
+    attempt=_ops.attempt + 1,
+    error=_json_param("new_error"),
+    state=_param("new_state", _ops.state),
+).returning(_ops.id)
+_REQUEUE = _RUNNING.values(
+    status=OperationStatus.queued.value, state=_param("new_state", _ops.state)
+).returning(_ops.id)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What the claim read from the row: all the run needs besides the context."""
+
+    attempt: int
+    max_attempts: int
+    queue: str
+    timeout: int
+    lock_keys: list[dict[str, Any]]
 
 
 def run_operation(operation_id: str) -> str:
     """Run the operation if it is still queued; a second call for the same id does nothing."""
     settings = get_settings()
-    sessions = session_factory(settings)
-    now = utcnow()
-    with sessions() as session:
-        # One statement claims the row and reads what the job needs.
-        claimed = session.execute(
-            update(Operation)
-            .where(
-                Operation.id == operation_id,
-                Operation.status == OperationStatus.queued,
-                Operation.cancel_requested.is_(False),
-            )
-            .values(
-                status=OperationStatus.running,
-                started_at=now,
-                heartbeat_at=now,
-                worker=active.worker_name(),
-            )
-            .returning(Operation.kind, Operation.params, Operation.state, Operation.attempt)
+    with get_autocommit_engine(settings).connect() as conn:
+        row = conn.execute(
+            _CLAIM,
+            {"operation_id": operation_id, "now": utcnow(), "worker_name": active.worker_name()},
         ).first()
-        session.commit()
-    if claimed is None:
+    if row is None:
         log.info("operation %s is not queued any more; nothing to do", operation_id)
         return "skipped"
-    spec = get_kind(claimed.kind)
+    claim = Claim(
+        attempt=row.attempt,
+        max_attempts=row.max_attempts,
+        queue=row.queue,
+        timeout=row.timeout,
+        lock_keys=row.lock_keys or [],
+    )
+    spec = get_kind(row.kind)
     ctx = OperationContext(
         operation_id=operation_id,
-        kind=claimed.kind,
-        params=dict(claimed.params or {}),
-        state=dict(claimed.state or {}),
-        attempt=claimed.attempt,
+        kind=row.kind,
+        params=dict(row.params or {}),
+        state=dict(row.state or {}),
+        attempt=row.attempt,
         settings=settings,
     )
     active.register(ctx)
     started = time.perf_counter()
     try:
-        outcome = _execute(spec, ctx)
+        outcome = _execute(spec, ctx, claim)
     finally:
         active.unregister(operation_id)
         ctx.kill_children()
-    _record(ctx, spec, **outcome)
+    _record(ctx, spec, claim, **outcome)
     error = outcome["error"] or {}
     log.info(
         "operation %s kind=%s status=%s duration=%.3fs attempt=%d%s",
@@ -78,7 +151,7 @@ def run_operation(operation_id: str) -> str:
     return str(outcome["status"])
 
 
-def _execute(spec: KindSpec, ctx: OperationContext) -> dict[str, Any]:
+def _execute(spec: KindSpec, ctx: OperationContext, claim: Claim) -> dict[str, Any]:
     """Run the handler and translate how it ended into the operation's final fields."""
     if ctx.attempt > 1:
         ctx.log(f"attempt {ctx.attempt}", "system")
@@ -100,7 +173,7 @@ def _execute(spec: KindSpec, ctx: OperationContext) -> dict[str, Any]:
         )
     except JobTimeoutException:
         return _ended(
-            ctx, OperationStatus.failed, "timeout", f"did not finish within {ctx_timeout(ctx)} s"
+            ctx, OperationStatus.failed, "timeout", f"did not finish within {claim.timeout} s"
         )
     except SlipwayError as exc:
         if ctx.is_canceled:
@@ -112,6 +185,7 @@ def _execute(spec: KindSpec, ctx: OperationContext) -> dict[str, Any]:
         _record(
             ctx,
             spec,
+            claim,
             **_ended(ctx, OperationStatus.failed, "worker_stopped", "the worker was shut down"),
         )
         raise
@@ -119,12 +193,6 @@ def _execute(spec: KindSpec, ctx: OperationContext) -> dict[str, Any]:
         log.error("operation %s failed unexpectedly:\n%s", ctx.operation_id, traceback.format_exc())
         text = ctx.masker.mask(f"{type(exc).__name__}: {exc}")
         return _ended(ctx, OperationStatus.failed, "internal", f"unexpected error: {text}")
-
-
-def ctx_timeout(ctx: OperationContext) -> int:
-    with ctx.session() as session:
-        operation = session.get(Operation, ctx.operation_id)
-        return operation.timeout if operation else 0
 
 
 def _cancel_message(ctx: OperationContext) -> str:
@@ -149,6 +217,7 @@ def _ended(
 def _record(
     ctx: OperationContext,
     spec: KindSpec,
+    claim: Claim,
     *,
     status: OperationStatus,
     result: dict[str, Any] | None,
@@ -156,43 +225,42 @@ def _record(
 ) -> None:
     """Write the outcome, unless someone (the reaper) already ended the operation."""
     settings = ctx.settings
+    values: dict[str, Any] = {"operation_id": ctx.operation_id, "new_state": ctx.state}
     retry_in: float | None = None
-    with session_factory(settings)() as session:
-        operation = session.get(Operation, ctx.operation_id)
-        if operation is None or operation.status != OperationStatus.running:
-            ctx.logs.flush()
-            log.warning("operation %s was ended elsewhere; keeping that outcome", ctx.operation_id)
-            return
-        operation.state = ctx.state
-        if status == OperationStatus.queued:
-            ctx.log("worker stopping; the operation goes back to the queue and resumes", "system")
-            operation.status = OperationStatus.queued
-        elif status == OperationStatus.failed and operation.attempt < operation.max_attempts:
-            retry_in = spec.retry_backoff * (2 ** (operation.attempt - 1))
-            ctx.log(f"attempt {operation.attempt} failed; retrying in {retry_in:g} s", "system")
-            operation.status = OperationStatus.scheduled
-            operation.scheduled_for = utcnow() + timedelta(seconds=retry_in)
-            operation.attempt += 1
-            operation.error = error
-        else:
-            operation.status = status
-            operation.result = result
-            operation.error = error
-            operation.finished_at = utcnow()
-            if status == OperationStatus.succeeded and operation.progress_total:
-                operation.progress_done = operation.progress_total
-        session.commit()
-        final = operation.status in (
-            OperationStatus.succeeded,
-            OperationStatus.failed,
-            OperationStatus.canceled,
-        )
-        requeue = operation.status == OperationStatus.queued
-        if final:
-            ctx.logs.end(operation.status)
-        else:
-            ctx.logs.flush()
-        if (final or retry_in is not None) and operation.lock_keys:
+    if status == OperationStatus.queued:
+        statement = _REQUEUE
+        note = "worker stopping; the operation goes back to the queue and resumes"
+    elif status == OperationStatus.failed and claim.attempt < claim.max_attempts:
+        retry_in = spec.retry_backoff * (2 ** (claim.attempt - 1))
+        statement = _RETRY
+        values.update(new_error=error, retry_at=utcnow() + timedelta(seconds=retry_in))
+        note = f"attempt {claim.attempt} failed; retrying in {retry_in:g} s"
+    else:
+        statement = _SUCCEED if status == OperationStatus.succeeded else _END
+        values.update(new_status=status.value, new_result=result, new_error=error, now=utcnow())
+        note = None
+    # Lines first, so that whoever sees the outcome finds every line stored; failing to store
+    # them (a line number taken meanwhile by a cancel note) must not cost the outcome.
+    try:
+        ctx.logs.flush()
+    except SQLAlchemyError:
+        log.exception("could not store the last log lines of operation %s", ctx.operation_id)
+    with get_autocommit_engine(settings).connect() as conn:
+        is_recorded = conn.execute(statement, values).first() is not None
+    if not is_recorded:
+        log.warning("operation %s was ended elsewhere; keeping that outcome", ctx.operation_id)
+        return
+    if note is not None:
+        ctx.log(note, "system")
+    is_final = status in FINAL_STATUSES and retry_in is None
+    if is_final:
+        ctx.logs.end(status)
+    else:
+        ctx.logs.flush()
+    if (is_final or retry_in is not None) and claim.lock_keys:
+        with session_factory(settings)() as session:
             service.release_and_promote(session, settings, ctx.operation_id)
-        if requeue:
-            service.enqueue_all(settings, [operation])
+    if status == OperationStatus.queued:
+        queue.enqueue(
+            settings, operation_id=ctx.operation_id, queue=claim.queue, timeout=claim.timeout
+        )
