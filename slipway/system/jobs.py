@@ -38,9 +38,13 @@ def check(ctx: OperationContext) -> dict[str, Any]:
             result = service.CheckResult(**endpoint)
             results.append(result)
             ctx.log(f"{'ok  ' if result.ok else 'FAIL'} {result.name}: {result.message}")
+        # Committed before the next log line: on SQLite an open write would lock the log out.
+        session.commit()
         ctx.check()
         # Every SSH host, connected to and tested in parallel.
-        for host in host_probe.check_hosts(session, ctx.settings):
+        hosts = host_probe.check_hosts(session, ctx.settings)
+        session.commit()
+        for host in hosts:
             result = service.CheckResult(**host)
             results.append(result)
             ctx.log(f"{'ok  ' if result.ok else 'FAIL'} {result.name}: {result.message}")

@@ -17,7 +17,8 @@ from tests.releases.archives import make_app_package
 from tests.releases.conftest import World, app_scripts
 from tests.support.sshd import SSHFarm
 
-pytestmark = pytest.mark.slow
+# The CLI is an HTTP client: what it adds does not depend on the API's database backend.
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("backend", ["sqlite"], indirect=True)]
 
 CONFIG = {"conf/app.properties": "db.host=[@db_ip]\ndb.password=[!db_password]\n"}
 

@@ -49,6 +49,12 @@ def test_deploy_puts_a_whole_release_on_every_host(world: World) -> None:
     log = world.operation_log(view["operation_id"])
     assert "[h0] ==>" not in log and "[h1] connect: done" in log
     assert "s3cret-Value-42" not in log
+    refused = world.client.delete(
+        f"/api/v1/projects/{world.project}/packages/1.0.0", headers=world.operator
+    )
+    error = refused.json()["error"]
+    assert refused.status_code == 409
+    assert error["code"] == "in_use" and "h0" in error["message"]
 
 
 @SQLITE_ONLY

@@ -256,6 +256,7 @@ def test_system_check_tests_every_host_and_names_the_one_that_is_down(world: Wor
     finally:
         world.farm.start_host(down)
     assert operation["status"] == "failed", world.operation_log(operation_id)
-    assert operation["error"]["details"]["failing"] == ["host:down"]
+    assert operation["error"].get("details"), operation["error"]
+    assert operation["error"]["details"]["failing"] == ["host:down"], operation
     log = world.operation_log(operation_id)
     assert "ok   host:h0" in log and "FAIL host:down" in log

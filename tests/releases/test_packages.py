@@ -20,6 +20,7 @@ from tests.releases.archives import (
     symlink,
     write_archive,
 )
+from tests.releases.conftest import SQLITE_ONLY
 
 
 @pytest.fixture
@@ -64,6 +65,7 @@ def test_upload_inspects_and_lists_the_package(client, project, tmp_path, settin
     assert artifacts(settings) == [path.name]
 
 
+@SQLITE_ONLY
 def test_db_packages_are_told_apart_by_name(client, project, tmp_path) -> None:
     path = make_db_package(tmp_path, "shop", "1.0.1")
     body = upload(client, project, path).json()
@@ -75,6 +77,7 @@ def test_db_packages_are_told_apart_by_name(client, project, tmp_path) -> None:
     "name",
     ["shop_1.0_1.tar.gz", "shop-1.0.0-1.tar.gz", "shop_1.0.0.tar.gz", "shop_1.0.0_1.zip", "x.tgz"],
 )
+@SQLITE_ONLY
 def test_bad_package_names_are_refused(client, project, tmp_path, settings, name) -> None:
     path = make_app_package(tmp_path, "shop", "1.0.0")
 
@@ -96,6 +99,7 @@ def test_bad_package_names_are_refused(client, project, tmp_path, settings, name
         (symlink("conf/evil", "/etc"), "conf/evil"),
     ],
 )
+@SQLITE_ONLY
 def test_unsafe_archives_are_refused_naming_the_member(
     client, project, tmp_path, settings, member, word
 ) -> None:
@@ -113,6 +117,7 @@ def test_unsafe_archives_are_refused_naming_the_member(
     assert artifacts(settings) == []
 
 
+@SQLITE_ONLY
 def test_a_second_upload_of_a_version_is_refused(client, project, tmp_path) -> None:
     path = make_app_package(tmp_path, "shop", "1.0.0")
     assert upload(client, project, path).status_code == 201
@@ -121,6 +126,7 @@ def test_a_second_upload_of_a_version_is_refused(client, project, tmp_path) -> N
     assert "delete it first" in answer.json()["error"]["message"]
 
 
+@SQLITE_ONLY
 def test_an_upload_over_the_size_limit_is_refused(
     client, tokens, tmp_path, settings, monkeypatch
 ) -> None:
@@ -136,6 +142,7 @@ def test_an_upload_over_the_size_limit_is_refused(
     assert artifacts(settings) == []
 
 
+@SQLITE_ONLY
 def test_an_upload_without_a_file_is_refused(client, project) -> None:
     answer = client.post(
         "/api/v1/projects/shop/packages",
@@ -147,6 +154,7 @@ def test_an_upload_without_a_file_is_refused(client, project) -> None:
     assert answer.json()["error"]["details"]["field"] == "file"
 
 
+@SQLITE_ONLY
 def test_raw_body_upload_with_a_filename(client, project, tmp_path) -> None:
     path = make_app_package(tmp_path, "shop", "2.0.0")
     answer = client.post(
@@ -176,6 +184,7 @@ def file_server(tmp_path) -> Iterator[str]:
     server.shutdown()
 
 
+@SQLITE_ONLY
 def test_register_by_url_checks_the_sha256(client, project, tmp_path, file_server) -> None:
     path = make_app_package(tmp_path / "served", "shop", "3.0.0")
     url = f"{file_server}/{path.name}"

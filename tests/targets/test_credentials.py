@@ -22,6 +22,10 @@ from tests.targets.hosts_support import (
     targets_state,
 )
 
+# The credentials SQL is plain ORM, the same on both backends; tests/targets/test_hosts.py runs
+# on PostgreSQL too.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
 PASSWORD = "s3cret-Login-pass"
 PASSPHRASE = "open sesame 42"
 

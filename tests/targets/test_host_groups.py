@@ -20,6 +20,10 @@ from tests.targets.hosts_support import (
     targets_state,
 )
 
+# The host groups SQL is plain ORM, the same on both backends; tests/targets/test_hosts.py runs
+# on PostgreSQL too.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
 
 @pytest.fixture
 def three_hosts(client, auth) -> dict[str, int]:
