@@ -238,8 +238,7 @@ class HostRun:
                 "readlink current || true"
             )
         probe = (
-            f"echo --; if [ -f {package} ]; then openssl dgst -sha256 -r {package} 2>/dev/null"
-            f" || sha256sum -- {package}; fi"
+            f"echo --; if [ -f {package} ]; then {ssh.sha256_command(self.package_path)}; fi"
             if self.release.filename
             else "echo --"
         )

@@ -25,11 +25,8 @@ from slipway.jobs.context import (
     WorkerStoppingError,
 )
 from slipway.jobs.kinds import operation_kind
-from slipway.releases import dbdelta, dbplan, packages, plan, profiles
+from slipway.releases import dbdelta, dbplan, deployments, packages, plan, profiles
 from slipway.releases.hostdeploy import (
-    FLAT_STEPS,
-    ROLLBACK_STEPS,
-    VERSIONED_STEPS,
     Hooks,
     HostOutcome,
     HostPlan,
@@ -505,7 +502,7 @@ class DeploymentRun:
         self._update_deployment(
             status=DeploymentStatus.running, started_at=self.deployment.started_at or utcnow()
         )
-        per_host = len(FLAT_STEPS if self.environment.layout == "flat" else VERSIONED_STEPS)
+        per_host = deployments.steps_per_host(self.deployment, self.environment)
         self._steps_total = per_host * len(self.host_rows) + (1 if self.db_package else 0)
         self._steps_done = per_host * sum(
             1 for r in self.host_rows if r.status == HostStatus.succeeded
@@ -591,7 +588,7 @@ class DeploymentRun:
         self._update_deployment(
             status=DeploymentStatus.running, started_at=self.deployment.started_at or utcnow()
         )
-        self._steps_total = len(ROLLBACK_STEPS) * len(self.host_rows)
+        self._steps_total = deployments.steps_per_host(self.deployment, None) * len(self.host_rows)
         try:
             self.run_batches("rollback")
         except (OperationCanceledError, WorkerStoppingError, SlipwayError) as exc:

@@ -138,10 +138,6 @@ def project_literals(session: Session, environment: Environment) -> list[str]:
     return list(project.literal_placeholders or []) if project else []
 
 
-def profile_of(settings: Settings, project: Project) -> profiles.Profile | None:
-    return profiles.get_profile(settings, project.kind)
-
-
 def check_package_scripts(project: Project, package: Package) -> None:
     """A wecube package must bring the scripts slipway runs for it."""
     if project.kind != profiles.PACKAGE_KIND:

@@ -237,7 +237,7 @@ class SSHSession:
         # coreutils here. wc then tells a short write (a full disk) from a complete one.
         command = (
             f"mkdir -p -- {_parent(remote)} && {{ {receive}; echo received $?; }};"
-            f" {{ openssl dgst -sha256 -r {part} 2>/dev/null || sha256sum -- {part}; }};"
+            f" {{ {sha256_command(remote + '.part')}; }};"
             f" wc -c < {part}"
         )
         with local.open("rb") as source:
@@ -287,10 +287,7 @@ class SSHSession:
     async def sha256(self, remote: str) -> str | None:
         """The sha256 of a file on the host, or None when there is no such file."""
         path = shlex.quote(remote)
-        done = await self.run(
-            f"[ -e {path} ] || exit 0; openssl dgst -sha256 -r {path} 2>/dev/null"
-            f" || sha256sum -- {path}"
-        )
+        done = await self.run(f"[ -e {path} ] || exit 0; {sha256_command(remote)}")
         return done.stdout.split()[0] if done.stdout.strip() else None
 
     async def write_file(self, remote: str, data: bytes, *, mode: int = 0o644) -> None:
@@ -665,6 +662,13 @@ async def _pump_stderr(running: _Running, sink: list[str], on_line: OnLine | Non
         if on_line is not None:
             on_line("stderr", line.rstrip("\n"))
     await _pump(running.process.stderr, "stderr", sink, on_line)
+
+
+def sha256_command(remote: str) -> str:
+    """A shell command printing `<sha256> …` of a file on the host: openssl when there is one
+    (3x faster than coreutils here), else sha256sum."""
+    path = shlex.quote(remote)
+    return f"openssl dgst -sha256 -r {path} 2>/dev/null || sha256sum -- {path}"
 
 
 def _file_sha256(path: Path) -> str:
