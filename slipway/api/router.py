@@ -6,13 +6,19 @@ from slipway.apps.catalog_routes import router as catalog_router
 from slipway.apps.routes import router as apps_router
 from slipway.audit.routes import router as audit_router
 from slipway.auth.routes import router as auth_router
+from slipway.builds.callback_routes import router as callbacks_router
+from slipway.builds.fastbuild_routes import router as fastbuild_router
+from slipway.builds.mirror_routes import router as mirrors_router
+from slipway.builds.routes import router as builds_router
 from slipway.jobs.routes import router as operations_router
 from slipway.releases.routes import profiles_router
 from slipway.releases.routes import router as releases_router
 from slipway.system.routes import metrics_router
 from slipway.system.routes import router as system_router
+from slipway.system.settings_routes import router as settings_router
 from slipway.system.upgrade_routes import router as upgrade_router
 from slipway.targets.host_routes import router as hosts_router
+from slipway.targets.registry_routes import router as registries_router
 from slipway.targets.routes import router as docker_endpoints_router
 
 api_router = APIRouter()
@@ -27,6 +33,13 @@ api_router.include_router(apps_router)
 api_router.include_router(hosts_router)
 api_router.include_router(releases_router)
 api_router.include_router(profiles_router)
+api_router.include_router(registries_router)
+api_router.include_router(settings_router)
+api_router.include_router(mirrors_router)
+api_router.include_router(builds_router)
+api_router.include_router(callbacks_router)
 
 root_router = APIRouter()
 root_router.include_router(metrics_router)
+# FastBuild's routes for its existing clients: outside /api/v1, in its {code, message, data} shape.
+root_router.include_router(fastbuild_router)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from slipway import __version__
-from slipway.cli import apps, hosts, ops, releases
+from slipway.cli import apps, builds, hosts, ops, registries, releases
 from slipway.cli.common import (
     EXIT_FAILED,
     handle_errors,
@@ -35,6 +35,8 @@ app.add_typer(ops.app, name="ops")
 app.add_typer(apps.app, name="apps")
 app.add_typer(hosts.app, name="hosts")
 app.add_typer(releases.app, name="releases")
+app.add_typer(registries.app, name="registries")
+app.add_typer(builds.app, name="builds")
 
 
 @app.command()

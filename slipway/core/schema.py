@@ -25,6 +25,7 @@ MODEL_MODULES = (
     "slipway.targets.models",
     "slipway.apps.models",
     "slipway.releases.models",
+    "slipway.builds.models",
 )
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"

@@ -16,7 +16,12 @@ if TYPE_CHECKING:
 Handler = Callable[["OperationContext"], "dict[str, Any] | None"]
 
 # Modules whose import registers slipway's own kinds; settings.plugins adds more.
-BUILTIN_KIND_MODULES = ("slipway.system.jobs", "slipway.apps.jobs", "slipway.releases.jobs")
+BUILTIN_KIND_MODULES = (
+    "slipway.system.jobs",
+    "slipway.apps.jobs",
+    "slipway.releases.jobs",
+    "slipway.builds.jobs",
+)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,14 @@ from slipway.auth.models import Role
 from slipway.core.db import session_scope
 from slipway.jobs import service as jobs_service
 from tests.api.helpers import assert_error, state_of
-from tests.auth import roles_hosts, roles_releases
+from tests.auth import (
+    roles_builds,
+    roles_callbacks,
+    roles_hosts,
+    roles_mirrors,
+    roles_registries,
+    roles_releases,
+)
 from tests.conftest import bearer
 
 ROLES = ("anonymous", "viewer", "operator", "admin")
@@ -79,6 +86,10 @@ MINIMUM_ROLE = {
     ("GET", "/redoc"): "anonymous",
     **roles_hosts.MINIMUM_ROLE,
     **roles_releases.MINIMUM_ROLE,
+    **roles_registries.MINIMUM_ROLE,
+    **roles_mirrors.MINIMUM_ROLE,
+    **roles_callbacks.MINIMUM_ROLE,
+    **roles_builds.MINIMUM_ROLE,
 }
 ADMIN_ONLY_PREFIXES = ("/api/v1/users", "/api/v1/tokens", "/api/v1/audit")
 
@@ -103,6 +114,10 @@ REQUESTS = {
     ("PUT", "/api/v1/apps/{name}/env"): {"json": {"settings": {"W9_URL": "x"}}},
     **roles_hosts.REQUESTS,
     **roles_releases.REQUESTS,
+    **roles_registries.REQUESTS,
+    **roles_mirrors.REQUESTS,
+    **roles_callbacks.REQUESTS,
+    **roles_builds.REQUESTS,
 }
 
 
@@ -150,6 +165,10 @@ def targets(settings, tokens) -> dict[str, str]:
         "environment": "target",
         "package": "1.0.0",
         "deployment": "1",
+        **roles_registries.PATH_VALUES,
+        **roles_mirrors.PATH_VALUES,
+        **roles_callbacks.PATH_VALUES,
+        **roles_builds.PATH_VALUES,
     }
 
 

@@ -1,0 +1,1 @@
+"""Build operations, run on workers (placeholder)."""
