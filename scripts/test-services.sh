@@ -2,7 +2,8 @@
 # Make sure the services the test suite uses answer: PostgreSQL on 127.0.0.1:5432, Redis on
 # 127.0.0.1:6379, MariaDB on 127.0.0.1:3306 and Docker on /var/run/docker.sock, with the stand-in
 # base image local/busybox:1; and, as root, that /usr/sbin/sshd is installed (the tests run their
-# own sshd "hosts" from it, see tests/support/sshd.py). Starts (and, as root, installs) only what
+# own sshd "hosts" from it, see tests/support/sshd.py), and so are docker-registry and htpasswd
+# (the tests run their own registries, see tests/support/registry.py). Starts (and, as root, installs) only what
 # is missing, and records what it started in a state file so that `stop` can stop exactly that
 # afterwards. Fast and silent-ish when all is up.
 #
@@ -23,6 +24,7 @@ MARIADB_HOST=127.0.0.1
 MARIADB_PORT=3306
 MARIADBD=/usr/sbin/mariadbd
 SSHD=/usr/sbin/sshd
+REGISTRY=/usr/bin/docker-registry
 DOCKER_SOCK=${SLIPWAY_TEST_DOCKER_SOCK:-/var/run/docker.sock}
 DOCKERD_ARGS=${SLIPWAY_TEST_DOCKERD_ARGS:-}
 DOCKERD=/usr/sbin/dockerd
@@ -259,6 +261,44 @@ ensure_sshd() {
   say "sshd installed"
 }
 
+# Only the binaries: the tests run their own registries on 127.0.0.1:5000 and :5001 (the next
+# free 127.0.0.1:50X0 pair when that is taken), see tests/support/registry.py.
+ensure_registry() {
+  local missing=()
+  [ -x "$REGISTRY" ] || missing+=(docker-registry)
+  command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
+  if [ ${#missing[@]} -eq 0 ]; then
+    say "docker-registry and htpasswd are installed"
+    return 0
+  fi
+  if ! is_root; then
+    say "WARNING: ${missing[*]} missing and we are not root; apt-get install ${missing[*]}" \
+      "(the registry tests are skipped)"
+    return 0
+  fi
+  apt_install "${missing[@]}"
+  if [[ " ${missing[*]} " == *" docker-registry "* ]]; then
+    stop_package_registry
+  fi
+  say "${missing[*]} installed"
+}
+
+# Debian's package starts its own registry on :5000 (/etc/docker/registry/config.yml); the one
+# we just installed is stopped and kept from starting at boot, so the tests' port is free. A
+# registry that ran before this script is left alone (the tests then use the next port pair).
+stop_package_registry() {
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    say "stopping and disabling the docker-registry service the package started"
+    systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/docker-registry ]; then
+    if /etc/init.d/docker-registry status >/dev/null 2>&1; then
+      say "stopping the docker-registry service the package started"
+      /etc/init.d/docker-registry stop >/dev/null 2>&1 || true
+    fi
+    update-rc.d docker-registry disable >/dev/null 2>&1 || true
+  fi
+}
+
 docker_cli() {
   docker -H "unix://$DOCKER_SOCK" "$@"
 }
@@ -432,6 +472,7 @@ case $action in
     start_redis
     start_mariadb
     ensure_sshd
+    ensure_registry
     start_docker
     ensure_busybox_image
     ;;

@@ -368,3 +368,9 @@ def tokens(settings: Settings) -> dict[str, str]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+# --- registries -----------------------------------------------------------------------------------
+
+# Session fixtures `registry` (htpasswd) and `token_registry` (Bearer tokens); see the module.
+from tests.support.registry import registry, token_registry  # noqa: E402, F401

@@ -3,6 +3,7 @@
 An archive (a .tar.gz / .tar / .zip at a path or an http(s) URL) is checked member by member
 before anything is written: absolute paths, `..`, links that leave the tree, device files and
 oversized content are refused, naming the member. A directory is copied under the same rules.
+A URL passes the outbound-address policy (core/outbound.py) first.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from slipway.core import outbound
+from slipway.core.config import get_settings
 from slipway.core.errors import ExternalServiceError, InputError
 
 MAX_DOWNLOAD_BYTES = 256 << 20
@@ -59,11 +62,16 @@ def _too_large(what: str, limit: int, *, code: str = "archive_too_large") -> Inp
     )
 
 
-def download(url: str, dest: Path) -> None:
-    """Fetch `url` into the file `dest`; 502 when it cannot be fetched, 422 when too large."""
+def download(url: str, dest: Path, *, allow: outbound.AllowList | None = None) -> None:
+    """Fetch `url` into the file `dest`; 502 when it cannot be fetched, 422 when too large or
+    refused by the outbound policy (`allow` defaults to the allow-list in force)."""
     shown = display_location(url)
+    if allow is None:
+        allow = outbound.current_allow_list(get_settings())
     try:
-        with httpx.stream("GET", url, timeout=FETCH_TIMEOUT, follow_redirects=True) as response:
+        with outbound.stream(
+            "GET", url, allow=allow, field="location", timeout=FETCH_TIMEOUT
+        ) as response:
             if response.status_code >= 400:
                 raise ExternalServiceError(
                     f"{shown} answered HTTP {response.status_code}; check the URL and that the "
@@ -213,13 +221,13 @@ def extract(archive_path: Path, dest: Path, *, shown: str) -> None:
     )
 
 
-def fetch_archive(location: str, dest: Path) -> None:
+def fetch_archive(location: str, dest: Path, *, allow: outbound.AllowList | None = None) -> None:
     """Unpack the archive at `location` (an http(s) URL or a file path) into `dest`."""
     shown = display_location(location)
     if is_url(location):
         with tempfile.TemporaryDirectory(dir=dest.parent) as scratch:
             archive_path = Path(scratch) / "archive"
-            download(location, archive_path)
+            download(location, archive_path, allow=allow)
             extract(archive_path, dest, shown=shown)
         check_links(dest)
         return

@@ -10,7 +10,7 @@ import typer
 
 from slipway.cli.client import request
 from slipway.cli.common import EXIT_FAILED, EXIT_USAGE, fail
-from slipway.cli.ops import FAILED_STATUSES, _follow
+from slipway.cli.ops import FAILED_STATUSES, follow_operation
 
 app = typer.Typer(help="Apps from the catalog: install, list, start/stop, upgrade, uninstall.")
 
@@ -24,7 +24,7 @@ def _params(endpoint: str | None) -> dict[str, str]:
 
 def _finish(operation: dict[str, Any], wait: bool) -> None:
     print(f"operation {operation['id']} {operation['kind']} {operation['status']}")
-    if wait and _follow(operation["id"]) in FAILED_STATUSES:
+    if wait and follow_operation(operation["id"]) in FAILED_STATUSES:
         raise typer.Exit(EXIT_FAILED)
 
 

@@ -60,12 +60,12 @@ def logs(
     if not follow:
         sys.stdout.write(request("GET", f"/operations/{operation_id}/logs"))
         return
-    status = _follow(operation_id)
+    status = follow_operation(operation_id)
     if status in FAILED_STATUSES:
         raise typer.Exit(EXIT_FAILED)
 
 
-def _follow(operation_id: str) -> str:
+def follow_operation(operation_id: str) -> str:
     """Stream SSE lines, reconnecting with Last-Event-ID; returns the final status."""
     import httpx
 

@@ -16,7 +16,7 @@ import typer
 
 from slipway.cli.client import check, client, request
 from slipway.cli.common import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, fail, settings
-from slipway.cli.ops import FAILED_STATUSES, _follow
+from slipway.cli.ops import FAILED_STATUSES, follow_operation
 
 app = typer.Typer(
     help="Release packages to host groups: upload, deploy, status, rollback.",
@@ -289,7 +289,7 @@ def _finish(
     print(f"operation {operation['id']} {operation['kind']} {operation['status']}")
     if not wait:
         return
-    status = _follow(operation["id"])
+    status = follow_operation(operation["id"])
     view = request("GET", _env(project, environment, f"/deployments/{deployment['id']}"))
     _hosts_summary(view)
     if status in FAILED_STATUSES or view["status"] != "succeeded":

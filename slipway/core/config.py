@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     catalog_dirs: Annotated[list[Path], NoDecode] = []
     # Where the newest release's version.json is: a file path or an http(s) URL; "" = none.
     release_manifest: str = ""
+    # First-start outbound allow-list: comma-separated CIDRs and host names that URLs fetched on a
+    # user's behalf may reach although private; parsed by core/outbound.py, the API's value wins.
+    outbound_allow: str = ""
 
     # Liveness of running operations: a worker refreshes each running operation's heartbeat every
     # `heartbeat_interval` seconds; one not refreshed for `worker_lost_after` seconds is failed.
@@ -56,6 +59,20 @@ class Settings(BaseSettings):
     release_max_package_bytes: int = Field(4 * 2**30, ge=1)
     release_parallel_limit: int = Field(20, ge=1)
     release_profile_dirs: Annotated[list[Path], NoDecode] = []
+
+    # Builds: how many run at once on one Docker endpoint (the rest wait in order), how long one
+    # may take, and whether dangling images slipway's builds leave behind are removed.
+    build_concurrency: int = Field(2, ge=1)
+    build_timeout: int = Field(3600, ge=60)
+    build_prune_dangling: bool = True
+    # The network RUN steps use (`host` reaches mirrors on the engine's own loopback); empty means
+    # the engine's default bridge.
+    build_network: str = ""
+
+    # FastBuild's legacy [aes] key and IV (16 ASCII characters each), to decrypt the
+    # webSSHSecret / jupyterLabSecret of its build requests; unset = such secrets are refused.
+    fastbuild_aes_key: SecretStr | None = None
+    fastbuild_aes_iv: SecretStr | None = None
 
     token_ttl_minutes: int = Field(12 * 60, ge=1)
     login_max_failures: int = Field(5, ge=1)

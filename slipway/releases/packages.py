@@ -13,6 +13,7 @@ import httpx
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from slipway.core import outbound
 from slipway.core.config import Settings
 from slipway.core.db import new_id
 from slipway.core.errors import (
@@ -222,9 +223,9 @@ def _filename_of(url: str) -> str:
     return urllib.parse.unquote(parsed.path.rsplit("/", 1)[-1])
 
 
-def _download(url: str, sink: _Sink) -> None:
+def _download(url: str, sink: _Sink, allow: outbound.AllowList) -> None:
     try:
-        with httpx.stream("GET", url, timeout=FETCH_TIMEOUT, follow_redirects=True) as answer:
+        with outbound.stream("GET", url, allow=allow, field="url", timeout=FETCH_TIMEOUT) as answer:
             if answer.status_code != 200:
                 raise ExternalServiceError(
                     f"fetching {url} answered HTTP {answer.status_code}; check the address",
@@ -250,9 +251,10 @@ def register_url(
     """Fetch a package by URL (the file must be named by the naming rule) and record it."""
     name = _parse_name(_filename_of(url))
     _refuse_duplicate(session, project, name)
+    allow = outbound.allow_list(session, settings)
     sink = _Sink(_temp_path(settings, project), settings.release_max_package_bytes)
     try:
-        _download(url, sink)
+        _download(url, sink, allow)
         sink.close()
         return _store(
             session,

@@ -11,7 +11,7 @@ from slipway.jobs.context import OperationContext
 from slipway.jobs.kinds import operation_kind
 from slipway.jobs.logs import purge_older_than
 from slipway.system import service
-from slipway.targets import host_probe
+from slipway.targets import host_probe, registries
 from slipway.targets import service as targets
 
 
@@ -46,6 +46,15 @@ def check(ctx: OperationContext) -> dict[str, Any]:
         session.commit()
         for host in hosts:
             result = service.CheckResult(**host)
+            results.append(result)
+            ctx.log(f"{'ok  ' if result.ok else 'FAIL'} {result.name}: {result.message}")
+        session.commit()
+        ctx.check()
+        # Every registry, logged in to in parallel with its saved password.
+        checked_registries = registries.check_registries(session, ctx.settings)
+        session.commit()
+        for registry in checked_registries:
+            result = service.CheckResult(**registry)
             results.append(result)
             ctx.log(f"{'ok  ' if result.ok else 'FAIL'} {result.name}: {result.message}")
         session.commit()

@@ -56,13 +56,13 @@ def check_url(url: str, *, field: str = "url") -> str:
         and not parts.fragment
         and parts.username is None
     )
-    if not is_clean or not _is_host(host):
+    if not is_clean or not is_host(host):
         raise InputError(f"{field} {url!r} is not tcp://host:port: {usage}", field=field)
     shown = f"[{host}]" if ":" in host else host
     return f"tcp://{shown}:{port}"
 
 
-def _is_host(host: str) -> bool:
+def is_host(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
         return True

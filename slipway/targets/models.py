@@ -193,3 +193,52 @@ class HostGroupRevision(Base):
     changes: Mapped[list[str]] = mapped_column(JSON, default=list)
     actor: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- container registries -------------------------------------------------------------------------
+
+
+class Registry(Base):
+    """A Docker registry (Harbor, distribution) slipway logs in to: pushes, manifests, tags.
+
+    The password (or robot token) lives in the vault (`secret_id`); `base_url` is the address
+    that answered the last successful login, with the scheme that worked.
+    """
+
+    __tablename__ = "registries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    url: Mapped[str] = mapped_column(String(255))
+    username: Mapped[str] = mapped_column(String(255))
+    secret_id: Mapped[str] = mapped_column(String(36), ForeignKey("secrets.id"))
+    dns_alias: Mapped[str | None] = mapped_column(String(255), default=None)
+    is_insecure: Mapped[bool] = mapped_column(default=False)
+    description: Mapped[str] = mapped_column(Text, default="")
+    base_url: Mapped[str | None] = mapped_column(String(255), default=None)
+    auth_scheme: Mapped[str | None] = mapped_column(String(16), default=None)
+    last_checked_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    revision: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RegistryRevision(Base):
+    """One saved state of a registry. Never updated; never holds the password (a change of it
+    shows as "password" in `changes`)."""
+
+    __tablename__ = "registry_revisions"
+    __table_args__ = (UniqueConstraint("registry_id", "revision"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    registry_id: Mapped[int] = mapped_column(ForeignKey("registries.id", ondelete="CASCADE"))
+    revision: Mapped[int]
+    url: Mapped[str] = mapped_column(String(255))
+    username: Mapped[str] = mapped_column(String(255))
+    dns_alias: Mapped[str | None] = mapped_column(String(255), default=None)
+    is_insecure: Mapped[bool] = mapped_column(default=False)
+    description: Mapped[str] = mapped_column(Text, default="")
+    changes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    actor: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -9,10 +9,12 @@ from sqlalchemy import inspect, select, text
 
 from slipway.audit.models import AuditEntry
 from slipway.auth.models import ApiToken, User
+from slipway.builds.models import Build
 from slipway.core.config import Settings
 from slipway.core.db import get_engine, session_factory
 from slipway.jobs.models import Operation
 from slipway.releases.models import Deployment, Environment, Package, Project
+from slipway.targets.models import Registry
 
 ERROR_KEYS = {"code", "message", "details", "request_id"}
 
@@ -22,6 +24,11 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     assert response.status_code == status, (response.status_code, response.text)
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
+    if response.request.url.path.startswith("/api/fast-build/"):
+        # FastBuild's routes wrap the same error in its {code, message, data} shape.
+        assert set(body) == {"code", "message", "data"}, body
+        assert body["code"] == status and body["message"] == body["data"]["error"]["message"]
+        body = body["data"]
     assert set(body) == {"error"}, body
     error = body["error"]
     assert set(error) == ERROR_KEYS, error
@@ -73,6 +80,8 @@ def state_of(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
                 sorted(session.execute(select(model.id)).scalars().all())
                 for model in (Project, Environment, Package, Deployment)
             ],
+            "builds": sorted(session.execute(select(Build.id, Build.status)).all()),
+            "registries": sorted(session.execute(select(Registry.name, Registry.revision)).all()),
             "operations": sorted(
                 session.execute(
                     select(

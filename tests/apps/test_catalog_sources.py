@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from slipway.apps import catalog_fetch
+from slipway.core.config import get_settings
 from tests.api.fixtures import cheap_hashes
 from tests.api.helpers import assert_error, assert_invalid
 from tests.apps.catalog_helpers import (
@@ -30,6 +31,13 @@ from tests.conftest import bearer, free_port
 __all__ = ["cheap_hashes"]
 pytestmark = pytest.mark.usefixtures("cheap_hashes")
 SOURCES = "/api/v1/catalog-sources"
+
+
+@pytest.fixture(autouse=True)
+def allow_local(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The archives are served from 127.0.0.1, which the outbound policy refuses by default."""
+    monkeypatch.setenv("SLIPWAY_OUTBOUND_ALLOW", "127.0.0.1/32")
+    get_settings.cache_clear()
 
 
 @pytest.fixture
@@ -168,6 +176,20 @@ def test_an_unreachable_or_missing_archive_is_refused_and_nothing_is_saved(
         )
         assert error["details"].get("status") == status
         assert client.get(f"{SOURCES}/w9", headers=admin).status_code == 404
+    assert not (settings.data_dir / "catalogs" / "w9").exists()
+
+
+def test_an_archive_at_an_address_outside_the_allow_list_is_refused(
+    settings, client, admin, library, server
+):
+    # An allow-list saved through the API wins over SLIPWAY_OUTBOUND_ALLOW, even an empty one.
+    allow = {"entries": []}
+    assert client.put("/api/v1/settings/outbound-allow", json=allow, headers=admin).is_success
+    body = {"name": "w9", "kind": "archive", "location": publish(library, server)}
+    error = assert_error(client.post(SOURCES, json=body, headers=admin), 422, "outbound_forbidden")
+    assert error["details"]["field"] == "location"
+    assert "127.0.0.1 is a loopback address" in error["message"]
+    assert client.get(f"{SOURCES}/w9", headers=admin).status_code == 404
     assert not (settings.data_dir / "catalogs" / "w9").exists()
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from slipway.core.config import get_settings
 from tests.conftest import bearer
 from tests.releases.archives import (
     file,
@@ -167,6 +168,13 @@ def test_raw_body_upload_with_a_filename(client, project, tmp_path) -> None:
 
 
 @pytest.fixture
+def allow_local(env, monkeypatch) -> None:
+    """The outbound policy refuses 127.0.0.1 by default; request this before `settings`."""
+    monkeypatch.setenv("SLIPWAY_OUTBOUND_ALLOW", "127.0.0.1/32")
+    get_settings.cache_clear()
+
+
+@pytest.fixture
 def file_server(tmp_path) -> Iterator[str]:
     directory = tmp_path / "served"
     directory.mkdir()
@@ -185,7 +193,9 @@ def file_server(tmp_path) -> Iterator[str]:
 
 
 @SQLITE_ONLY
-def test_register_by_url_checks_the_sha256(client, project, tmp_path, file_server) -> None:
+def test_register_by_url_checks_the_sha256(
+    allow_local, client, project, tmp_path, file_server
+) -> None:
     path = make_app_package(tmp_path / "served", "shop", "3.0.0")
     url = f"{file_server}/{path.name}"
 
@@ -213,6 +223,22 @@ def test_register_by_url_checks_the_sha256(client, project, tmp_path, file_serve
     )
     assert missing.status_code == 502
     assert missing.json()["error"]["code"] == "fetch_failed"
+
+
+@SQLITE_ONLY
+def test_register_by_url_refuses_an_internal_address(
+    client, project, tmp_path, file_server
+) -> None:
+    path = make_app_package(tmp_path / "served", "shop", "3.0.0")
+    answer = client.post(
+        "/api/v1/projects/shop/packages/from-url",
+        headers=project,
+        json={"url": f"{file_server}/{path.name}"},
+    )
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert error["code"] == "outbound_forbidden" and error["details"]["field"] == "url"
+    assert client.get("/api/v1/projects/shop/packages", headers=project).json()["items"] == []
 
 
 def test_delete_removes_the_file(client, project, tmp_path, settings) -> None:
