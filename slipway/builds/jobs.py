@@ -93,16 +93,21 @@ class BuildRun:
         return self.result
 
     def _log_in(self, client: docker.DockerClient) -> None:
-        """Log this job's own client in: the engine pulls the base image and pushes with it."""
-        for login in {self.base_login, self.login} - {None}:
-            assert login is not None
-            try:
-                client.login(login.username, login.password, registry=login.server, reauth=True)
-            except docker.errors.APIError as exc:
-                raise OperationError(
-                    f"the engine could not log in to {login.server}: {exc.explanation or exc}",
-                    code="registry_login_failed",
-                ) from None
+        """Log this job's own client in where the engine pulls the base image from.
+
+        The push carries its credentials itself (auth_config), so a build whose base image is
+        local pays no login round trip.
+        """
+        login = self.base_login
+        if login is None:
+            return
+        try:
+            client.login(login.username, login.password, registry=login.server, reauth=True)
+        except docker.errors.APIError as exc:
+            raise OperationError(
+                f"the engine could not log in to {login.server}: {exc.explanation or exc}",
+                code="registry_login_failed",
+            ) from None
 
     def _build(self, client: docker.DockerClient, streams: CancelableStreams) -> str:
         started = time.monotonic()

@@ -44,7 +44,7 @@ def queue_build(
         build = Build(
             task_name=task_name,
             source_format="native",
-            base_image=BUSYBOX,
+            base_image=dockerfile.split("\n", 1)[0].removeprefix("FROM ").strip(),
             target_image=target,
             endpoint=endpoint,
             registry_name=registry,

@@ -209,3 +209,23 @@ def test_the_image_a_moved_tag_leaves_dangling_is_removed(
     with pytest.raises(docker.errors.ImageNotFound):
         engine.images.get(image_ids[0])
     assert re.search(r"removed \d+ dangling image layer", log_text(settings, operation_id))
+
+
+def test_a_base_image_from_the_private_registry_is_pulled_with_its_login(
+    settings, client, tokens, registry, repo, worker, engine
+):
+    add_registry(client, tokens["admin"], registry)
+    registry.push(f"{repo}-base", "1")
+    base = f"{registry.address}/{repo}-base:1"
+    # push() untags its local copy: only the registry has the base image now.
+
+    build_id, operation_id = queue_build(
+        settings,
+        dockerfile=f"FROM {base}\nRUN echo built-on-pulled-base\n",
+        target=f"{registry.address}/{repo}:1",
+    )
+
+    operation = wait_until_final(settings, operation_id)
+    assert operation.status == "succeeded", operation.error
+    assert build_row(settings, build_id).digest == registry.manifest_digest(repo, "1")
+    engine.images.remove(base, force=True)
