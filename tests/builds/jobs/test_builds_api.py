@@ -6,6 +6,7 @@ import copy
 
 import pytest
 
+from tests.builds import support
 from tests.builds.jobs.support import (
     BUSYBOX,
     Receiver,
@@ -17,58 +18,7 @@ from tests.conftest import bearer, wait_for
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
-SEED_REQUEST = {
-    "webSSHSecret": "qkrhxQmWOe5kvpJpplvTuQ==",
-    "jupyterLabSecret": "qkrhxQmWOe5kvpJpplvTuQ==",
-    "task_data": {
-        "task_name": "10.101.12.128-songquanheng@zhejianglab.com-1714116639",
-        "target_image_name": "10.101.12.128/songquanheng-zhejianglab.com/ubuntu:sqh-18.04",
-        "callback_url": "http://alkaidos.cn/api/app/dros-ic-platform/harbor/image/callback",
-    },
-    "dockerfile_json": {
-        "base_image": "harbor.alkaidos.cn/base/ubuntu:18.04",
-        "maintainer": "1597398607723978754",
-        "image_installer_config": {
-            "python_env": {
-                "present": "",
-                "update": False,
-                "target": "",
-                "install_loc": "/usr/local/dros/python",
-            },
-            "pip_installer_config": {
-                "installer_name": "pip",
-                "install": {"present": "", "update": False, "target": "", "install_loc": ""},
-                "source": {"installer_name": "", "type": "", "file_name": ""},
-                "software_list": [],
-                "delimiter": "",
-                "python_version": [],
-            },
-            "package_manager_installer_config": {
-                "installer_name": "apt",
-                "install": {
-                    "present": "apt 1.6.14 (amd64)",
-                    "update": False,
-                    "target": "",
-                    "install_loc": "",
-                },
-                "source": {"installer_name": "", "type": "ali", "file_name": "ubuntu-18.04.list"},
-                "software_list": [],
-                "delimiter": "",
-                "python_version": [],
-            },
-            "conda_installer_config": {
-                "installer_name": "conda",
-                "install": {"present": "", "update": False, "target": "", "install_loc": ""},
-                "source": {"installer_name": "", "type": "", "file_name": ""},
-                "software_list": [],
-                "delimiter": "",
-                "python_version": [],
-            },
-            "webSSHSecret": "",
-            "jupyterLabSecret": "",
-        },
-    },
-}
+SEED_REQUEST = support.SEED_REQUEST
 
 
 def native_spec(registry, repo: str, **extra) -> dict:
