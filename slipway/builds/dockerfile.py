@@ -34,6 +34,7 @@ CONTEXT_DIR = "slipway"
 INDENT = " \\\n    "
 SSH_PACKAGE = "openssh-server"
 JUPYTER_PACKAGE = "jupyterlab"
+MANAGED_LABEL = "slipway.managed"
 SSHD_SETTINGS = ("PermitRootLogin yes", "PasswordAuthentication yes")
 
 
@@ -175,6 +176,8 @@ def _labels(spec: BuildSpec) -> list[str]:
     labels.update(sorted(spec.labels.items()))
     labels["slipway.task"] = spec.task_name
     labels["slipway.spec-hash"] = spec_hash(spec)
+    # What the dangling-image cleanup looks for: it removes only images slipway built.
+    labels[MANAGED_LABEL] = "true"
     # Values hold no quote, backslash or $ (spec's pattern), so double quotes keep them literal.
     return ["LABEL" + "".join(f'{INDENT}{key}="{value}"' for key, value in labels.items())]
 

@@ -15,7 +15,7 @@ import docker
 import docker.errors
 
 from slipway.builds import callbacks  # noqa: F401  (registers build.callback)
-from slipway.builds.dockerfile import BuildContext
+from slipway.builds.dockerfile import MANAGED_LABEL, BuildContext
 from slipway.builds.imageref import split_image
 from slipway.builds.models import Build, BuildStatus
 from slipway.builds.streams import CancelableStreams, stream_error
@@ -30,8 +30,6 @@ from slipway.targets.registry_client import RegistryClient, RegistryLogin
 
 # The classic builder announces each Dockerfile instruction like this; it drives the progress.
 _STEP = re.compile(r"^Step (\d+)/(\d+) :")
-# Every image slipway builds carries it, so the dangling-image cleanup touches only its own.
-MANAGED_LABEL = "slipway.managed"
 
 
 class BuildRun:
@@ -126,7 +124,6 @@ class BuildRun:
                 forcerm=True,
                 pull=False,
                 network_mode=self.ctx.settings.build_network or None,
-                labels={MANAGED_LABEL: "true"},
                 decode=True,
             )
         )

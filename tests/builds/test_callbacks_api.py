@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from slipway.builds import callbacks
+from slipway.builds import callback_headers
 from slipway.builds.callback_models import CallbackAttempt
 from slipway.core.db import session_scope
 from tests.api.helpers import assert_error, database_text
@@ -42,7 +42,7 @@ def test_headers_are_stored_encrypted_shown_masked_and_revised(client, tokens, s
     del second["Cookie"]
     assert client.put(HEADERS, json=second, headers=admin).status_code == 200
     with session_scope(settings) as session:
-        current = callbacks.get_headers(session, settings)
+        current = callback_headers.get_headers(session, settings)
     assert current["Authorization"] == "Basic dXNlcjpwYXNz" and "Cookie" not in current
     assert (current["X-BizType"], current["X-Login-UserId"]) == ("DROS2", "1")
 

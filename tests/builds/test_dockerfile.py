@@ -44,7 +44,8 @@ def test_the_seed_request_renders_exactly_this() -> None:
         "LABEL \\\n"
         '    maintainer="1597398607723978754" \\\n'
         '    slipway.task="10.101.12.128-songquanheng@zhejianglab.com-1714116639" \\\n'
-        f'    slipway.spec-hash="{spec_hash(spec)}"\n'
+        f'    slipway.spec-hash="{spec_hash(spec)}" \\\n'
+        '    slipway.managed="true"\n'
     )
     assert context.files == {
         "slipway/sources/ali/ubuntu-18.04.list": builtin(
@@ -114,7 +115,8 @@ def test_a_spec_with_every_section_renders_exactly_this() -> None:
         '    org.example.team="ml" \\\n'
         '    tier="gpu" \\\n'
         '    slipway.task="team-app-1" \\\n'
-        f'    slipway.spec-hash="{spec_hash(spec)}"\n'
+        f'    slipway.spec-hash="{spec_hash(spec)}" \\\n'
+        '    slipway.managed="true"\n'
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from slipway.builds.dockerfile import MANAGED_LABEL
 from slipway.builds.models import Build, BuildStatus
 from slipway.builds.service import lock_key
 from slipway.core.config import Settings
@@ -39,7 +40,11 @@ def queue_build(
     endpoint: str = "local",
     task_name: str = "test-task",
 ) -> tuple[int, str]:
-    """A build of `dockerfile` queued as `POST /builds` would queue it, the spec step skipped."""
+    """A build of `dockerfile` queued as `POST /builds` would queue it, the spec step skipped.
+
+    Like a rendered Dockerfile, it ends with the label the dangling-image cleanup looks for.
+    """
+    dockerfile += f'LABEL {MANAGED_LABEL}="true"\n'
     with session_scope(settings) as session:
         build = Build(
             task_name=task_name,
