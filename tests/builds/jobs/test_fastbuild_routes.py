@@ -136,3 +136,43 @@ def test_test_callback_without_any_callback_yet_says_so(settings, client, tokens
 
     assert answer.status_code in (404, 409), answer.text
     assert answer.json()["code"] == answer.status_code
+
+
+def test_pull_image_brings_a_registry_image_onto_the_build_engine(
+    settings, client, tokens, registry, repo, tls_engine
+):
+    assert configure(client, tokens["admin"], registry, tls_engine).status_code == 200
+    registry.push(repo, "base")
+    image = f"{registry.address}/{repo}:base"
+
+    answer = client.post(
+        "/api/fast-build/image/pull-image",
+        params={"image_name": image},
+        headers=bearer(tokens["operator"]),
+    )
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["data"]["endpoint"] == "fastbuild-docker"
+    assert tls_engine.cli("image", "inspect", image).returncode == 0
+    missing = client.post(
+        "/api/fast-build/image/check-image",
+        params={"image_name": f"{registry.address}/{repo}:nope"},
+        headers=bearer(tokens["operator"]),
+    ).json()
+    assert missing["code"] == 200 and missing["data"]["exists"] is False
+
+
+def test_a_docker_server_that_does_not_answer_is_refused_and_nothing_is_saved(
+    settings, client, tokens
+):
+    answer = client.post(
+        "/api/fast-build/config/update-docker-server",
+        data={"host": "127.0.0.1", "port": "9"},
+        headers=bearer(tokens["admin"]),
+    )
+
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["code"] == 503
+    assert answer.json()["data"]["error"]["code"] == "endpoint_unreachable"
+    shown = client.get(CONFIG, headers=bearer(tokens["admin"])).json()["data"]
+    assert shown["docker_server"] is None
