@@ -23,6 +23,7 @@ import httpx
 from slipway.core import outbound
 from slipway.core.config import get_settings
 from slipway.core.errors import ExternalServiceError, InputError
+from slipway.core.outbound_allow import AllowList, current_allow_list
 
 MAX_DOWNLOAD_BYTES = 256 << 20
 MAX_CONTENT_BYTES = 1 << 30
@@ -62,12 +63,12 @@ def _too_large(what: str, limit: int, *, code: str = "archive_too_large") -> Inp
     )
 
 
-def download(url: str, dest: Path, *, allow: outbound.AllowList | None = None) -> None:
+def download(url: str, dest: Path, *, allow: AllowList | None = None) -> None:
     """Fetch `url` into the file `dest`; 502 when it cannot be fetched, 422 when too large or
     refused by the outbound policy (`allow` defaults to the allow-list in force)."""
     shown = display_location(url)
     if allow is None:
-        allow = outbound.current_allow_list(get_settings())
+        allow = current_allow_list(get_settings())
     try:
         with outbound.stream(
             "GET", url, allow=allow, field="location", timeout=FETCH_TIMEOUT
@@ -221,7 +222,7 @@ def extract(archive_path: Path, dest: Path, *, shown: str) -> None:
     )
 
 
-def fetch_archive(location: str, dest: Path, *, allow: outbound.AllowList | None = None) -> None:
+def fetch_archive(location: str, dest: Path, *, allow: AllowList | None = None) -> None:
     """Unpack the archive at `location` (an http(s) URL or a file path) into `dest`."""
     shown = display_location(location)
     if is_url(location):

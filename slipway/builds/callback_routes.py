@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 
 from slipway.api.deps import Admin, Operator, SessionDep, SettingsDep, Viewer
 from slipway.api.pagination import decode_cursor, encode_cursor
-from slipway.builds import callbacks
+from slipway.builds import callback_headers, callbacks
 from slipway.builds.callback_models import CallbackStatus
 from slipway.builds.callback_schemas import (
     CallbackAttemptList,
@@ -84,7 +84,7 @@ def test_callback(
 @router.get(HEADERS_PATH, response_model=CallbackHeadersRead)
 def get_callback_headers(_: Viewer, session: SessionDep) -> CallbackHeadersRead:
     """The headers sent with every callback, secret-looking values masked."""
-    return CallbackHeadersRead(**callbacks.headers_view(session))
+    return CallbackHeadersRead(**callback_headers.headers_view(session))
 
 
 @router.put(HEADERS_PATH, response_model=CallbackHeadersRead)
@@ -103,9 +103,9 @@ def put_callback_headers(
 ) -> CallbackHeadersRead:
     """Replace the headers (a JSON object of name → value; stored encrypted, a new revision).
     A value given as ******** keeps that header's current value."""
-    callbacks.put_headers(session, settings, headers, actor=principal.name)
+    callback_headers.put_headers(session, settings, headers, actor=principal.name)
     session.commit()
-    return CallbackHeadersRead(**callbacks.headers_view(session))
+    return CallbackHeadersRead(**callback_headers.headers_view(session))
 
 
 @router.get(f"{HEADERS_PATH}/revisions", response_model=CallbackHeadersRevisionList)
@@ -113,7 +113,7 @@ def list_callback_header_revisions(
     _: Viewer, session: SessionDep, limit: Limit = 100, cursor: str | None = None
 ) -> CallbackHeadersRevisionList:
     """Every saved state of the headers (secret-looking values masked), newest first."""
-    items = callbacks.header_revisions(session, limit=limit + 1, before=_before(cursor))
+    items = callback_headers.header_revisions(session, limit=limit + 1, before=_before(cursor))
     return CallbackHeadersRevisionList(
         items=[CallbackHeadersRevisionRead.of(item) for item in items[:limit]],
         next_cursor=_next(items, limit, "revision"),

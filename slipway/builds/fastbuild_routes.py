@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from slipway.api.deps import Admin, Operator, SessionDep, SettingsDep, Viewer
-from slipway.builds import callbacks, fastbuild, images, service
+from slipway.builds import callback_headers, callbacks, fastbuild, images, service
 from slipway.builds.schemas import BuildRead
 from slipway.jobs.models import Trigger
 
@@ -142,9 +142,9 @@ def update_headers(
     headers: Annotated[dict[str, str], Body()],
 ) -> JSONResponse:
     """The headers every callback carries (a new revision; the newest wins)."""
-    callbacks.put_headers(session, settings, headers, actor=principal.name)
+    callback_headers.put_headers(session, settings, headers, actor=principal.name)
     session.commit()
-    return ok("callback headers saved", jsonable_encoder(callbacks.headers_view(session)))
+    return ok("callback headers saved", jsonable_encoder(callback_headers.headers_view(session)))
 
 
 @router.post("/config/test-callback")

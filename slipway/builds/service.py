@@ -19,6 +19,7 @@ from slipway.builds.models import Build, BuildStatus
 from slipway.core import outbound
 from slipway.core.config import Settings
 from slipway.core.errors import ConflictError, InputError, NotFoundError
+from slipway.core.outbound_allow import allow_list
 from slipway.core.secrets import load_key
 from slipway.jobs import service as jobs
 from slipway.jobs.models import Operation, Trigger
@@ -65,7 +66,7 @@ def _check_callback(session: Session, settings: Settings, url: str, field: str) 
     """
     callbacks.check_callback_url(url, field=field)
     try:
-        outbound.check_url(url, outbound.allow_list(session, settings), field=field)
+        outbound.check_url(url, allow_list(session, settings), field=field)
     except InputError as exc:
         if exc.code != "outbound_unresolved":
             raise

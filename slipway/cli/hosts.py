@@ -8,7 +8,6 @@ slipway hosts groups add web --selector role=web
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +16,7 @@ import typer
 
 from slipway.cli.client import request
 from slipway.cli.common import EXIT_USAGE, fail
+from slipway.cli.output import print_json
 
 app = typer.Typer(help="SSH hosts, host groups and credentials.", no_args_is_help=True)
 groups_app = typer.Typer(help="Host groups: ordered lists of hosts or label selectors.")
@@ -39,10 +39,6 @@ def _pairs(items: list[str] | None, option: str) -> dict[str, str]:
             fail(f"{option} {item!r} is not KEY=VALUE", EXIT_USAGE)
         pairs[key] = value
     return pairs
-
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2))
 
 
 def _labels_text(labels: dict[str, str] | None) -> str:
@@ -75,7 +71,7 @@ def list_(label: LabelOption = None, as_json: JsonOption = False) -> None:
         "GET", "/hosts", params={"label": [f"{k}={v}" for k, v in _pairs(label, "--label").items()]}
     )
     if as_json:
-        _print_json(page)
+        print_json(page)
         return
     for host in page["items"]:
         print(_host_line(host))
@@ -111,7 +107,7 @@ def add(
         body["deploy_root"] = deploy_root
     host = request("POST", "/hosts", json=body)
     if as_json:
-        _print_json(host)
+        print_json(host)
         return
     pin = host["host_key_fingerprint"] or "not pinned yet (pinned on the first login)"
     print(f"host {host['name']} added; host key {pin}")
@@ -120,7 +116,7 @@ def add(
 @app.command()
 def show(name: Annotated[str, typer.Argument(help="name or id")]) -> None:
     """Show one host as JSON."""
-    _print_json(request("GET", f"/hosts/{name}"))
+    print_json(request("GET", f"/hosts/{name}"))
 
 
 @app.command()
@@ -130,7 +126,7 @@ def test(
     """Log in now: the OS, free disk and the user's rights."""
     result = request("POST", f"/hosts/{name}/test")
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     facts = result["facts"]
     rights = "root" if facts["is_root"] else ("sudo" if facts["sudo"] else "no sudo")
@@ -176,7 +172,7 @@ def groups_list(as_json: JsonOption = False) -> None:
     """List host groups with their members now."""
     page = request("GET", "/host-groups")
     if as_json:
-        _print_json(page)
+        print_json(page)
         return
     for group in page["items"]:
         print(_group_line(group))
@@ -202,7 +198,7 @@ def groups_add(
         body["selector"] = _pairs(selector, "--selector")
     group = request("POST", "/host-groups", json=body)
     if as_json:
-        _print_json(group)
+        print_json(group)
         return
     print(f"group {group['name']} added: {' '.join(group['members']) or '(no hosts yet)'}")
 
@@ -210,7 +206,7 @@ def groups_add(
 @groups_app.command("show")
 def groups_show(name: Annotated[str, typer.Argument(help="name or id")]) -> None:
     """Show one group as JSON."""
-    _print_json(request("GET", f"/host-groups/{name}"))
+    print_json(request("GET", f"/host-groups/{name}"))
 
 
 @groups_app.command("remove")
@@ -228,7 +224,7 @@ def credentials_list(as_json: JsonOption = False) -> None:
     """List credentials (never their secrets)."""
     page = request("GET", "/credentials")
     if as_json:
-        _print_json(page)
+        print_json(page)
         return
     for item in page["items"]:
         print(f"{item['name']:<20} {item['kind']:<10} {item['fingerprint'] or '-'}")
@@ -267,7 +263,7 @@ def credentials_add(
         fail(f"--kind {kind!r} is not ssh_key or password", EXIT_USAGE)
     credential = request("POST", "/credentials", json=body)
     if as_json:
-        _print_json(credential)
+        print_json(credential)
         return
     print(f"credential {credential['name']} added ({credential['kind']})")
     if credential["public_key"]:
@@ -288,7 +284,7 @@ def _read_key_file(path: Path) -> str:
 @credentials_app.command("show")
 def credentials_show(name: Annotated[str, typer.Argument(help="name or id")]) -> None:
     """Show one credential as JSON (never its secret)."""
-    _print_json(request("GET", f"/credentials/{name}"))
+    print_json(request("GET", f"/credentials/{name}"))
 
 
 @credentials_app.command("remove")

@@ -10,7 +10,6 @@ from stdin with --password-stdin, or prompted for.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Annotated, Any
 
@@ -18,6 +17,7 @@ import typer
 
 from slipway.cli.client import request
 from slipway.cli.common import EXIT_USAGE, fail
+from slipway.cli.output import print_json
 
 app = typer.Typer(
     help="Container registries (Harbor, registry:2): logins checked on save.", no_args_is_help=True
@@ -35,10 +35,6 @@ InsecureOption = Annotated[
         help="allow plain http and unverified TLS (Docker's insecure registry)",
     ),
 ]
-
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2))
 
 
 def _password(from_stdin: bool) -> str:
@@ -68,7 +64,7 @@ def list_(as_json: JsonOption = False) -> None:
     """List registries: name, url, username, DNS alias and the last login's outcome."""
     page = request("GET", "/registries")
     if as_json:
-        _print_json(page)
+        print_json(page)
         return
     for registry in page["items"]:
         print(_line(registry))
@@ -77,7 +73,7 @@ def list_(as_json: JsonOption = False) -> None:
 @app.command()
 def show(name: Name) -> None:
     """Show one registry as JSON (never its password)."""
-    _print_json(request("GET", f"/registries/{name}"))
+    print_json(request("GET", f"/registries/{name}"))
 
 
 @app.command()
@@ -108,7 +104,7 @@ def add(
         body["dns_alias"] = dns_alias
     registry = request("POST", "/registries", json=body)
     if as_json:
-        _print_json(registry)
+        print_json(registry)
         return
     print(
         f"registry {registry['name']} added: {registry['username']} logs in at "
@@ -146,7 +142,7 @@ def update(
         fail("nothing to change: give at least one option (see --help)", EXIT_USAGE)
     registry = request("PATCH", f"/registries/{name}", json=body)
     if as_json:
-        _print_json(registry)
+        print_json(registry)
         return
     print(f"registry {registry['name']} updated (revision {registry['revision']})")
 
@@ -163,7 +159,7 @@ def test(name: Name, as_json: JsonOption = False) -> None:
     """Log in now with the saved password."""
     result = request("POST", f"/registries/{name}/test")
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     print(f"{result['name']}: ok; logged in at {result['base_url']} ({result['auth_scheme']} auth)")
 
@@ -173,7 +169,7 @@ def revisions(name: Name, as_json: JsonOption = False) -> None:
     """Every saved state of a registry, newest (the one in effect) first."""
     page = request("GET", f"/registries/{name}/revisions")
     if as_json:
-        _print_json(page)
+        print_json(page)
         return
     for item in page["items"]:
         print(

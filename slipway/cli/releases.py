@@ -8,7 +8,6 @@ slipway releases rollback demo prod --wait
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +16,8 @@ import typer
 from slipway.cli.client import check, client, request
 from slipway.cli.common import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, fail, settings
 from slipway.cli.ops import FAILED_STATUSES, follow_operation
+from slipway.cli.output import print_json, short_time, size, table
+from slipway.cli.release_views import hosts_summary, print_plan, show_deployment
 
 app = typer.Typer(
     help="Release packages to host groups: upload, deploy, status, rollback.",
@@ -45,35 +46,6 @@ def _env(project: ProjectArg, environment: EnvironmentArg, suffix: str = "") -> 
     return f"/projects/{project}/environments/{environment}{suffix}"
 
 
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2))
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> None:
-    """Columns as wide as their widest cell; None shows as '-'."""
-    cells = [[str(headers[i]) for i in range(len(headers))]] + [
-        ["-" if value is None or value == "" else str(value) for value in row] for row in rows
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    for row in cells:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
-
-
-def _size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(size)
-
-
-def _time(value: str | None) -> str | None:
-    return value[:19].replace("T", " ") if value else None
-
-
 # --- projects and environments --------------------------------------------------------------------
 
 
@@ -82,12 +54,12 @@ def projects_list(as_json: JsonOption = False) -> None:
     """List projects with their kind and environments."""
     page = request("GET", "/projects")
     if as_json:
-        _print_json(page)
+        print_json(page)
         return
     rows = [
         [p["name"], p["kind"], ",".join(p["environments"]), p["description"]] for p in page["items"]
     ]
-    _table(["PROJECT", "KIND", "ENVIRONMENTS", "DESCRIPTION"], rows)
+    table(["PROJECT", "KIND", "ENVIRONMENTS", "DESCRIPTION"], rows)
 
 
 @projects_app.command("create")
@@ -109,7 +81,7 @@ def projects_create(
         body["config_globs"] = config_glob
     project = request("POST", "/projects", json=body)
     if as_json:
-        _print_json(project)
+        print_json(project)
         return
     print(f"project {project['name']} created (kind {project['kind']})")
 
@@ -119,12 +91,12 @@ def projects_kinds(as_json: JsonOption = False) -> None:
     """List project kinds: wecube and the deploy profiles."""
     page = request("GET", "/release-profiles")
     if as_json:
-        _print_json(page)
+        print_json(page)
         return
     rows = [
         [k["name"], ",".join(k["scripts"]), k["source"], k["description"]] for k in page["items"]
     ]
-    _table(["KIND", "SCRIPTS", "SOURCE", "DESCRIPTION"], rows)
+    table(["KIND", "SCRIPTS", "SOURCE", "DESCRIPTION"], rows)
 
 
 @environments_app.command("list")
@@ -132,13 +104,13 @@ def environments_list(project: ProjectArg, as_json: JsonOption = False) -> None:
     """List a project's environments."""
     page = request("GET", f"/projects/{project}/environments")
     if as_json:
-        _print_json(page)
+        print_json(page)
         return
     rows = [
         [e["name"], e["host_group"], e["deploy_root"], e["layout"], len(e["hosts"])]
         for e in page["items"]
     ]
-    _table(["ENVIRONMENT", "HOST GROUP", "DEPLOY ROOT", "LAYOUT", "HOSTS DEPLOYED"], rows)
+    table(["ENVIRONMENT", "HOST GROUP", "DEPLOY ROOT", "LAYOUT", "HOSTS DEPLOYED"], rows)
 
 
 # --- packages -------------------------------------------------------------------------------------
@@ -187,11 +159,11 @@ def upload(
         body = {"url": url, **({"sha256": sha256} if sha256 else {})}
         package = _send("POST", f"/projects/{project}/packages/from-url", json=body)
     if as_json:
-        _print_json(package)
+        print_json(package)
         return
     print(
         f"{package['kind']} package {package['name']} {package['version']} stored: "
-        f"{package['filename']} ({_size(package['size'])}, sha256 {package['sha256']})"
+        f"{package['filename']} ({size(package['size'])}, sha256 {package['sha256']})"
     )
     if package["variables"]:
         print(f"variables used: {', '.join(sorted(package['variables']))}")
@@ -208,14 +180,14 @@ def packages(
         fail(f"--kind {kind!r} is not app or db", EXIT_USAGE)
     page = request("GET", f"/projects/{project}/packages", params={"kind": kind} if kind else {})
     if as_json:
-        _print_json(page)
+        print_json(page)
         return
     rows = [
-        [p["version"], p["kind"], p["name"], p["build"], _size(p["size"]), p["uploaded_by"],
-         _time(p["created_at"]), p["filename"]]
+        [p["version"], p["kind"], p["name"], p["build"], size(p["size"]), p["uploaded_by"],
+         short_time(p["created_at"]), p["filename"]]
         for p in page["items"]
     ]  # fmt: skip
-    _table(["VERSION", "KIND", "NAME", "BUILD", "SIZE", "BY", "UPLOADED", "FILE"], rows)
+    table(["VERSION", "KIND", "NAME", "BUILD", "SIZE", "BY", "UPLOADED", "FILE"], rows)
 
 
 # --- deployments ----------------------------------------------------------------------------------
@@ -249,32 +221,6 @@ def _strategy(
     return strategy
 
 
-def _print_plan(plan: dict[str, Any]) -> None:
-    what = " and ".join(
-        f"{label} {version}"
-        for label, version in (("package", plan["version"]), ("DB package", plan["db_version"]))
-        if version
-    )
-    print(f"dry run: {what}; nothing was touched")
-    for index, batch in enumerate(plan["batches"], 1):
-        print(f"batch {index}: {', '.join(batch)}")
-    if plan["hosts"]:
-        _table(
-            ["HOST", "RUNS NOW", "WOULD RUN"],
-            [[h["host"], h["current_version"], plan["version"]] for h in plan["hosts"]],
-        )
-    if plan["db"]:
-        db = plan["db"]
-        scripts = db.get("scripts") or []
-        print(f"database: {db.get('installed') or 'nothing'} -> {db.get('target')}: "
-              f"{len(scripts)} script(s)")  # fmt: skip
-        for script in scripts:
-            print(f"  {script['version']} {script['action']} {script['script']} "
-                  f"({script['statements']} statement(s))")  # fmt: skip
-    if plan["variables"]:
-        print(f"variables used: {', '.join(sorted(plan['variables']))}")
-
-
 def _finish(
     answer: dict[str, Any], project: ProjectArg, environment: EnvironmentArg, wait: bool
 ) -> None:
@@ -291,7 +237,7 @@ def _finish(
         return
     status = follow_operation(operation["id"])
     view = request("GET", _env(project, environment, f"/deployments/{deployment['id']}"))
-    _hosts_summary(view)
+    hosts_summary(view)
     if status in FAILED_STATUSES or view["status"] != "succeeded":
         error = view.get("error") or {}
         message = error.get("message") or f"the operation {status}"
@@ -338,60 +284,11 @@ def deploy(
         body["strategy"] = strategy
     answer = request("POST", _env(project, environment, "/deployments"), json=body)
     if as_json and not wait:
-        _print_json(answer)
+        print_json(answer)
     elif dry_run:
-        _print_plan(answer)
+        print_plan(answer)
     else:
         _finish(answer, project, environment, wait)
-
-
-def _step_cell(step: dict[str, Any] | None) -> str:
-    if step is None:
-        return "-"
-    if step["status"] == "done":
-        return f"{step.get('seconds') or 0:.1f}s"
-    return {"running": "...", "failed": "FAILED"}.get(step["status"], step["status"])
-
-
-def _hosts_summary(view: dict[str, Any]) -> None:
-    """One row per host: batch, status, versions, and each step's time (or where it stopped)."""
-    steps: list[str] = []
-    for host in view["hosts"]:
-        steps += [s["name"] for s in host["steps"] if s["name"] not in steps]
-    rows = []
-    for host in view["hosts"]:
-        by_name = {s["name"]: s for s in host["steps"]}
-        rows.append(
-            [host["host"], host["batch"] + 1, host["status"], host["previous_version"],
-             host["version"]] + [_step_cell(by_name.get(name)) for name in steps]
-        )  # fmt: skip
-    _table(["HOST", "BATCH", "STATUS", "FROM", "RUNS"] + steps, rows)
-    for host in view["hosts"]:
-        if host["error"]:
-            print(f"{host['host']}: {host['error'].get('code')}: {host['error'].get('message')}")
-
-
-def _show_deployment(view: dict[str, Any]) -> None:
-    progress = view["progress"]
-    target = " ".join(
-        f"{label}{v}" for label, v in (("", view["version"]), ("db ", view["db_version"])) if v
-    )
-    print(f"deployment {view['id']}: {view['kind']} {target or '-'} to "
-          f"{view['project']}/{view['environment']}, {view['status']}")  # fmt: skip
-    estimate = view["estimated_seconds_left"]
-    left = f", about {max(1, round(estimate))} s left" if estimate is not None else ""
-    print(f"progress: {progress['done']}/{progress['total']} steps ({progress['percent']}%){left}")
-    started, finished = _time(view["started_at"]), _time(view["finished_at"])
-    print(f"started by {view['actor'] or '-'} at {started or '-'}, finished {finished or '-'}; "
-          f"operation {view['operation_id'] or '-'}")  # fmt: skip
-    if view["status"] == "awaiting_continue":
-        print(f"waits before batch {view['next_batch'] + 1}: slipway releases continue "
-              f"{view['project']} {view['environment']} {view['id']}")  # fmt: skip
-    if view["error"]:
-        print(f"error: {view['error'].get('code')}: {view['error'].get('message')}")
-    if view["db"]:
-        print(f"database: {json.dumps(view['db'])}")
-    _hosts_summary(view)
 
 
 @app.command()
@@ -406,15 +303,15 @@ def status(
     if deployment_id is not None:
         view = request("GET", _env(project, environment, f"/deployments/{deployment_id}"))
         if as_json:
-            _print_json(view)
+            print_json(view)
         else:
-            _show_deployment(view)
+            show_deployment(view)
         return
     env = request("GET", _env(project, environment))
     group = request("GET", f"/host-groups/{env['host_group']}")
     recent = request("GET", _env(project, environment, "/deployments"), params={"limit": limit})
     if as_json:
-        _print_json({"environment": env, "host_group": group, "deployments": recent["items"]})
+        print_json({"environment": env, "host_group": group, "deployments": recent["items"]})
         return
     print(f"{project}/{environment}: group {env['host_group']}, {env['layout']} layout in "
           f"{env['deploy_root']}, keeps {env['keep_releases']} release(s)")  # fmt: skip
@@ -433,17 +330,15 @@ def status(
     headers = ["HOST", "RUNS", "KEPT", "WORKED", "BY DEPLOYMENT", "NOTE"]
     if not any(row[-1] for row in rows):
         headers, rows = headers[:-1], [row[:-1] for row in rows]
-    _table(headers, rows)
+    table(headers, rows)
     print()
     rows = [
         [d["id"], d["kind"], d["version"], d["db_version"], d["status"],
-         f"{d['progress']['percent']}%", d["actor"], _time(d["created_at"]),
+         f"{d['progress']['percent']}%", d["actor"], short_time(d["created_at"]),
          (d["error"] or {}).get("message", "")[:60]]
         for d in recent["items"]
     ]  # fmt: skip
-    _table(
-        ["DEPLOYMENT", "KIND", "VERSION", "DB", "STATUS", "DONE", "BY", "CREATED", "ERROR"], rows
-    )
+    table(["DEPLOYMENT", "KIND", "VERSION", "DB", "STATUS", "DONE", "BY", "CREATED", "ERROR"], rows)
 
 
 @app.command("continue")

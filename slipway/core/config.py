@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     # Where the newest release's version.json is: a file path or an http(s) URL; "" = none.
     release_manifest: str = ""
     # First-start outbound allow-list: comma-separated CIDRs and host names that URLs fetched on a
-    # user's behalf may reach although private; parsed by core/outbound.py, the API's value wins.
+    # user's behalf may reach although private; parsed by core/outbound_allow.py, the API's value
+    # wins.
     outbound_allow: str = ""
 
     # Liveness of running operations: a worker refreshes each running operation's heartbeat every

@@ -1,29 +1,10 @@
 """Database deltas: the version directories of a DB package, applied to a target database.
 
-A DB package (`name-db_X.Y.Z_build.tar.gz`, WeCube's 数据库发布包) holds one directory per
-application version that changed the schema::
-
-    app_v1.0/increment/1_create_tables.sql   run in number order to go up to 1.0
-    app_v1.0/rollback/1_delete_data.sql      run in number order to undo 1.0
-    app_v1.1/...
-
 Upgrading from A to B runs the increment scripts of every version in (A, B]; B need not be a
 directory (versions without SQL changes have none). Rolling back to A runs the rollback scripts
-of every applied version above A, newest version first.
-
-What ran is recorded in the target database itself, in `slipway_db_history` (created by the first
-`apply`), one row per script run, failures included. The installed version is derived from it:
-
-- rows are replayed in id order; failed rows change nothing (they record an attempt);
-- a successful increment row starts (after a rollback) or continues the version's install; the
-  row of the version's last increment script has `completes_version` and marks it installed;
-- a successful rollback row makes the version not installed at once; the row of its last
-  rollback script has `completes_version` and marks it rolled back (as if never applied);
-- the installed version is the highest version marked installed.
-
-So a version whose scripts stopped half-way (failure, cancel, lost worker) is not installed, the
-next upgrade resumes it at its first script that has not succeeded, and the next rollback finishes
-a half-done rollback.
+of every applied version above A, newest version first. The package is read by `dbpackage`; what
+ran is recorded in the target database itself and read back by `dbtarget`, so a version whose
+scripts stopped half-way is resumed by the next upgrade or finished by the next rollback.
 
 Scripts run statement by statement (`sqlparse.split`), so a failure names its statement.
 PostgreSQL runs each script in one transaction together with its history row: a failing script
@@ -36,36 +17,14 @@ CREATE INDEX CONCURRENTLY) and MySQL `DELIMITER` blocks are not supported.
 
 from __future__ import annotations
 
-import hashlib
-import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlparse
-from sqlalchemy import (
-    Boolean,
-    Column,
-    DateTime,
-    Engine,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    insert,
-    inspect,
-    select,
-    text,
-)
-from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from slipway.core.errors import (
     ConflictError,
@@ -74,33 +33,31 @@ from slipway.core.errors import (
     InvalidStateError,
     OperationError,
 )
-
-HISTORY_TABLE = "slipway_db_history"
-INCREMENT = "increment"
-ROLLBACK = "rollback"
-NONE = "none"
-CONNECT_TIMEOUT_SECONDS = 10
-STATEMENT_EXCERPT_CHARS = 500
-# pg_try_advisory_lock key: "slip" in ASCII; MariaDB's GET_LOCK takes a name per database instead.
-_PG_LOCK_KEY = 0x736C6970
-
-_VERSION_DIR = re.compile(r"^(?:[\w.-]*_)?v(?P<version>\d+(?:\.\d+)*)$", re.IGNORECASE)
-_SCRIPT_NAME = re.compile(r"^(?P<number>\d+)(?:[_-][^/]*)?\.sql$", re.IGNORECASE)
-_VERSION = re.compile(r"^[vV]?(\d+(?:\.\d+)*)$")
-_PG_LOGIN_REFUSED = re.compile(
-    r'password authentication failed|no password supplied|role ".*" does not exist'
+from slipway.releases.dbpackage import (
+    INCREMENT,
+    ROLLBACK,
+    DbScript,
+    DbVersion,
+    split_statements,
+    version_key,
 )
+from slipway.releases.dbtarget import (
+    HISTORY_TABLE,
+    TargetDatabase,
+    VersionState,
+    connect,
+    driver_message,
+    installed_of,
+    lock,
+    prepare_history,
+    read_states,
+    record_run,
+)
+
+NONE = "none"
+STATEMENT_EXCERPT_CHARS = 500
 # Statements that never commit implicitly on MariaDB: a script of only these can be atomic there.
 _DATA_KEYWORDS = frozenset({"INSERT", "UPDATE", "DELETE", "REPLACE", "SELECT"})
-_DRIVERS = {
-    "postgresql": "postgresql+psycopg",
-    "postgres": "postgresql+psycopg",
-    "postgresql+psycopg": "postgresql+psycopg",
-    "mysql": "mysql+pymysql",
-    "mysql+pymysql": "mysql+pymysql",
-    "mariadb": "mariadb+pymysql",
-    "mariadb+pymysql": "mariadb+pymysql",
-}
 
 
 class DbScriptError(OperationError):
@@ -108,326 +65,6 @@ class DbScriptError(OperationError):
     the driver's error, `result` holds what was applied before it."""
 
     default_code = "db_script_failed"
-
-
-# --- the package ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DbScript:
-    version: str
-    action: str  # INCREMENT | ROLLBACK
-    name: str
-    path: str
-    checksum: str  # sha256 hex of the file's bytes
-    sql: str
-
-
-@dataclass(frozen=True)
-class DbVersion:
-    dir: str
-    version: str
-    key: tuple[int, ...]
-    increment: list[DbScript]
-    rollback: list[DbScript]
-
-
-def version_key(version: str) -> tuple[int, ...]:
-    """The sort key of a version: "1.0" → (1, 0, 0); "1.0", "1.0.0" and "1.0.0.0" are equal."""
-    match = _VERSION.match(version.strip())
-    if not match:
-        raise InputError(
-            f"{version!r} is not a version (numbers separated by dots, like 1.2.0)",
-            code="bad_version",
-            details={"version": version},
-        )
-    parts = [int(part) for part in match.group(1).split(".")]
-    while len(parts) > 3 and parts[-1] == 0:
-        parts.pop()
-    return tuple(parts + [0] * (3 - len(parts)))
-
-
-def split_statements(sql: str) -> list[str]:
-    """The statements of a script, without pieces that hold only comments or semicolons."""
-    statements = []
-    for piece in sqlparse.split(sql):
-        if sqlparse.format(piece, strip_comments=True).strip().strip(";").strip():
-            statements.append(piece.strip())
-    return statements
-
-
-def load_versions(files: Mapping[str, bytes]) -> list[DbVersion]:
-    """The version directories of a DB package, oldest first; refuses a malformed package with
-    every problem found, not just the first."""
-    problems: list[str] = []
-    scripts: dict[tuple[str, str], dict[str, list[tuple[int, DbScript]]]] = {}  # (dir, version)
-    for raw_path in sorted(files):
-        path = raw_path.removeprefix("./").strip("/")
-        parts = path.split("/")
-        directory = parts[0]
-        dir_match = _VERSION_DIR.match(directory)
-        if not dir_match:
-            problems.append(f"{directory}: not a version directory (expected a name like app_v1.0)")
-            continue
-        if len(parts) != 3 or parts[1] not in (INCREMENT, ROLLBACK):
-            problems.append(f"{path}: scripts belong in {directory}/increment/ or /rollback/")
-            continue
-        action, name = parts[1], parts[2]
-        name_match = _SCRIPT_NAME.match(name)
-        if not name.lower().endswith(".sql"):
-            problems.append(f"{path}: not an SQL script (only .sql files are allowed)")
-            continue
-        if not name_match:
-            problems.append(f"{path}: no number prefix giving its order (like 1_create.sql)")
-            continue
-        data = files[raw_path]
-        try:
-            sql = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            problems.append(f"{path}: not UTF-8 text")
-            continue
-        if not sql.strip():
-            problems.append(f"{path}: empty script")
-            continue
-        script = DbScript(
-            version=dir_match.group("version"),
-            action=action,
-            name=name,
-            path=path,
-            checksum=hashlib.sha256(data).hexdigest(),
-            sql=sql,
-        )
-        by_action = scripts.setdefault((directory, script.version), {INCREMENT: [], ROLLBACK: []})
-        by_action[action].append((int(name_match.group("number")), script))
-
-    versions: list[DbVersion] = []
-    seen: dict[tuple[int, ...], str] = {}
-    for (directory, version), by_action in scripts.items():
-        key = version_key(version)
-        if key in seen:
-            problems.append(f"{directory}: the same version as {seen[key]}")
-            continue
-        seen[key] = directory
-        if not by_action[INCREMENT]:
-            problems.append(f"{directory}: no increment scripts")
-        for action, numbered in by_action.items():
-            numbers = [number for number, _ in numbered]
-            for number in sorted({n for n in numbers if numbers.count(n) > 1}):
-                problems.append(f"{directory}/{action}: more than one script numbered {number}")
-        versions.append(
-            DbVersion(
-                dir=directory,
-                version=version,
-                key=key,
-                increment=[s for _, s in sorted(by_action[INCREMENT], key=lambda n: n[0])],
-                rollback=[s for _, s in sorted(by_action[ROLLBACK], key=lambda n: n[0])],
-            )
-        )
-    if not files:
-        problems.append("the package holds no files")
-    elif not versions and not problems:
-        problems.append("no version directories (like app_v1.0/increment/1_create.sql)")
-    if problems:
-        unique = list(dict.fromkeys(problems))
-        more = f" (and {len(unique) - 1} more)" if len(unique) > 1 else ""
-        raise InputError(
-            f"bad DB package: {unique[0]}{more}",
-            code="bad_db_package",
-            details={"problems": unique},
-        )
-    return sorted(versions, key=lambda v: v.key)
-
-
-# --- the target database --------------------------------------------------------------------------
-
-
-def check_url(url: str) -> str:
-    """Refuse a URL that is not a PostgreSQL or MariaDB/MySQL database URL; the URL as it may be
-    shown (without a password)."""
-    return TargetDatabase(url).display_url
-
-
-@dataclass(frozen=True)
-class TargetDatabase:
-    url: str  # postgresql+psycopg://user@host:port/db or mysql+pymysql://user@host:port/db
-    password: str | None = field(default=None, repr=False)  # overrides the URL's password
-
-    def __post_init__(self) -> None:
-        self._parsed()  # refuse a bad URL when the target is made, not at first use
-
-    def __repr__(self) -> str:
-        return f"TargetDatabase(url={self.display_url!r})"
-
-    def _parsed(self) -> URL:
-        try:
-            url = make_url(self.url)
-        except (ArgumentError, ValueError):  # ValueError: a port that is not a number
-            # The message of ArgumentError quotes the URL, which may hold a password.
-            raise InputError(
-                "the target database URL is not a valid URL", code="bad_db_url"
-            ) from None
-        driver = _DRIVERS.get(url.drivername)
-        if driver is None or not url.database:
-            raise InputError(
-                "the target database URL must be postgresql+psycopg://user@host:port/db or "
-                f"mysql+pymysql://user@host:port/db, not {url.drivername}://…",
-                code="bad_db_url",
-            )
-        return url.set(drivername=driver)
-
-    @property
-    def display_url(self) -> str:
-        """The URL for messages and logs: never with a password."""
-        # URL.set() ignores None, so the password is dropped with the NamedTuple's _replace.
-        return self._parsed()._replace(password=None).render_as_string(hide_password=True)
-
-    def engine(self) -> Engine:
-        """An engine without a pool: every run opens its own connection and closes it."""
-        url = self._parsed()
-        if self.password is not None:
-            url = url.set(password=self.password)
-        if url.get_backend_name() in ("mysql", "mariadb") and "charset" not in url.query:
-            url = url.update_query_dict({"charset": "utf8mb4"})
-        return create_engine(
-            url,
-            poolclass=NullPool,
-            hide_parameters=True,
-            connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
-        )
-
-
-def _driver_message(exc: DBAPIError) -> str:
-    """The driver's own message, on one line."""
-    orig = exc.orig
-    args = getattr(orig, "args", ())
-    if len(args) >= 2 and isinstance(args[0], int):  # PyMySQL: (errno, message)
-        return f"({args[0]}) {args[1]}"
-    # psycopg adds a LINE/caret excerpt of the statement, which the caller reports anyway.
-    lines = [line.strip() for line in str(orig).splitlines()]
-    kept = [line for line in lines if line and not line.startswith("LINE ") and set(line) != {"^"}]
-    return " ".join(kept) or type(orig).__name__
-
-
-def _connect_error(db: TargetDatabase, exc: DBAPIError) -> ExternalServiceError:
-    message = _driver_message(exc)
-    for secret in (db.password, make_url(db.url).password):
-        if secret:
-            message = message.replace(str(secret), "***")
-    args = getattr(exc.orig, "args", ())
-    # PyMySQL: 1044/1045/1698 access denied; psycopg has no SQLSTATE before login, only the text.
-    is_auth = bool(args and args[0] in (1044, 1045, 1698)) or bool(
-        _PG_LOGIN_REFUSED.search(message)
-    )
-    user = make_url(db.url).username or "the default user"
-    if is_auth:
-        return ExternalServiceError(
-            f"{db.display_url} refused the login of {user}: {message}; check the user and password",
-            code="db_auth_failed",
-            details={"database": db.display_url, "error": message},
-        )
-    return ExternalServiceError(
-        f"cannot connect to {db.display_url}: {message}",
-        code="db_unreachable",
-        details={"database": db.display_url, "error": message},
-    )
-
-
-@contextmanager
-def _connect(db: TargetDatabase) -> Iterator[Connection]:
-    engine = db.engine()
-    try:
-        try:
-            conn = engine.connect()
-        except DBAPIError as exc:
-            raise _connect_error(db, exc) from None
-        with conn:
-            yield conn
-    finally:
-        engine.dispose()
-
-
-# --- the history ----------------------------------------------------------------------------------
-
-_metadata = MetaData()
-history_table = Table(
-    HISTORY_TABLE,
-    _metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("version", String(64), nullable=False),
-    Column("script", String(255), nullable=False),
-    Column("action", String(16), nullable=False),
-    Column("checksum", String(64), nullable=False),
-    Column("success", Boolean, nullable=False),
-    Column("completes_version", Boolean, nullable=False),
-    Column("error", Text),
-    Column(
-        "applied_at",
-        DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb"),
-        nullable=False,
-        comment="UTC",
-    ),
-    Column("duration_ms", Integer, nullable=False),
-    Column("package", String(255), nullable=False),
-    Column("installed_by", String(255), nullable=False),
-)
-
-
-@dataclass
-class _VersionState:
-    """One version as the history leaves it; a version never seen is fully rolled back."""
-
-    version: str
-    phase: str = ROLLBACK  # the action of its latest successful row
-    is_complete: bool = True  # whether that action ran to the version's last script
-    increments: dict[str, str] = field(default_factory=dict)  # script → checksum, this install
-    rollbacks: dict[str, str] = field(default_factory=dict)  # script → checksum, this rollback
-
-    @property
-    def is_installed(self) -> bool:
-        return self.phase == INCREMENT and self.is_complete
-
-    @property
-    def is_applied(self) -> bool:
-        return not (self.phase == ROLLBACK and self.is_complete)
-
-
-def _replay(rows: Sequence[Any]) -> dict[tuple[int, ...], _VersionState]:
-    states: dict[tuple[int, ...], _VersionState] = {}
-    for row in rows:
-        if not row.success:
-            continue
-        state = states.setdefault(version_key(row.version), _VersionState(row.version))
-        if row.action == INCREMENT:
-            if state.phase == ROLLBACK:
-                state.increments, state.rollbacks = {}, {}
-            state.increments[row.script] = row.checksum
-        else:
-            if state.phase == INCREMENT:
-                state.rollbacks = {}
-            state.rollbacks[row.script] = row.checksum
-        state.version = row.version
-        state.phase = row.action
-        state.is_complete = bool(row.completes_version)
-    return states
-
-
-def _installed(states: Mapping[tuple[int, ...], _VersionState]) -> str | None:
-    installed = [key for key, state in states.items() if state.is_installed]
-    return states[max(installed)].version if installed else None
-
-
-def _read_states(conn: Connection) -> dict[tuple[int, ...], _VersionState]:
-    with conn.begin():
-        if not inspect(conn).has_table(HISTORY_TABLE):
-            return {}
-        rows = conn.execute(select(history_table).order_by(history_table.c.id)).all()
-    return _replay(rows)
-
-
-def installed_version(db: TargetDatabase) -> str | None:
-    """The version the history of `db` says is installed; None when nothing is."""
-    with _connect(db) as conn:
-        return _installed(_read_states(conn))
 
 
 # --- plans ----------------------------------------------------------------------------------------
@@ -461,7 +98,7 @@ class DeltaPlan:
 
 def _verify(
     db: TargetDatabase,
-    states: Mapping[tuple[int, ...], _VersionState],
+    states: Mapping[tuple[int, ...], VersionState],
     versions: Sequence[DbVersion],
     installed: str | None,
 ) -> None:
@@ -508,9 +145,9 @@ def plan_upgrade(db: TargetDatabase, versions: Sequence[DbVersion], target: str)
     """The increment scripts that take `db` from its installed version up to `target`, resuming a
     version that stopped half-way; refuses a target below the installed version."""
     target_key = version_key(target)
-    with _connect(db) as conn:
-        states = _read_states(conn)
-    installed = _installed(states)
+    with connect(db) as conn:
+        states = read_states(conn)
+    installed = installed_of(states)
     installed_key = _key_or_none(installed)
     if installed_key is not None and target_key < installed_key:
         raise InputError(
@@ -524,7 +161,7 @@ def plan_upgrade(db: TargetDatabase, versions: Sequence[DbVersion], target: str)
     for version in versions:
         if version.key > target_key or (installed_key is not None and version.key <= installed_key):
             continue
-        state = states.get(version.key) or _VersionState(version.version)
+        state = states.get(version.key) or VersionState(version.version)
         if state.phase == ROLLBACK and not state.is_complete:
             raise InvalidStateError(
                 f"{version.version} was rolled back only part-way on {db.display_url} "
@@ -540,9 +177,9 @@ def plan_upgrade(db: TargetDatabase, versions: Sequence[DbVersion], target: str)
 def plan_rollback(db: TargetDatabase, versions: Sequence[DbVersion], to: str | None) -> DeltaPlan:
     """The rollback scripts of every applied version above `to`, newest version first; `to` None
     goes one installed version back (to nothing when only one is installed)."""
-    with _connect(db) as conn:
-        states = _read_states(conn)
-    installed = _installed(states)
+    with connect(db) as conn:
+        states = read_states(conn)
+    installed = installed_of(states)
     if to is None and installed is not None:
         installed_key = version_key(installed)
         below = [k for k, s in states.items() if s.is_installed and k < installed_key]
@@ -572,52 +209,6 @@ def plan_rollback(db: TargetDatabase, versions: Sequence[DbVersion], to: str | N
 
 
 # --- applying -------------------------------------------------------------------------------------
-
-
-def _lock(conn: Connection, db: TargetDatabase) -> None:
-    """Take a lock held until the connection closes, so two runs never change one database."""
-    with conn.begin():
-        if conn.dialect.name == "postgresql":
-            got = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _PG_LOCK_KEY})
-        else:
-            got = conn.execute(
-                text("SELECT GET_LOCK(LEFT(CONCAT('slipway_db_history:', DATABASE()), 64), 0)")
-            )
-        if not got.scalar():
-            raise ConflictError(
-                f"another run is changing {db.display_url} right now; try again when it ends",
-                code="db_busy",
-            )
-
-
-def _prepare_history(conn: Connection, db: TargetDatabase) -> str:
-    """Create the history table if missing; the name of the user the scripts run as."""
-    try:
-        with conn.begin():
-            _metadata.create_all(conn, checkfirst=True)
-            if conn.dialect.name == "postgresql":
-                user = conn.execute(text("SELECT current_user")).scalar()
-            else:
-                user = conn.execute(text("SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1)")).scalar()
-    except DBAPIError as exc:
-        raise ExternalServiceError(
-            f"cannot create {HISTORY_TABLE} in {db.display_url}: {_driver_message(exc)}",
-            code="db_history_failed",
-        ) from None
-    return str(user)
-
-
-def _record(conn: Connection, script: DbScript, **values: Any) -> None:
-    conn.execute(
-        insert(history_table).values(
-            version=script.version,
-            script=script.name,
-            action=script.action,
-            checksum=script.checksum,
-            applied_at=datetime.now(UTC).replace(tzinfo=None),
-            **values,
-        )
-    )
 
 
 def _is_data_only(statements: Sequence[str]) -> bool:
@@ -653,7 +244,7 @@ def _run_script(
         done += 1
 
     def record_success() -> None:
-        _record(
+        record_run(
             conn,
             script,
             success=True,
@@ -678,10 +269,10 @@ def _run_script(
         if done == len(statements):
             raise ExternalServiceError(
                 f"{_label(script)} ran but could not be recorded in {HISTORY_TABLE}: "
-                f"{_driver_message(exc)}",
+                f"{driver_message(exc)}",
                 code="db_history_failed",
             ) from None
-        failure = _ScriptFailure(script, statements, done + 1, is_atomic, _driver_message(exc))
+        failure = _ScriptFailure(script, statements, done + 1, is_atomic, driver_message(exc))
         raise failure.report(conn, _ms_since(started), record, log) from None
     duration_ms = _ms_since(started)
     log(f"{_label(script)}: {len(statements)} statements, {duration_ms} ms")
@@ -732,7 +323,7 @@ class _ScriptFailure:
         log(f"{label}: {self.note}")
         try:
             with conn.begin():
-                _record(
+                record_run(
                     conn,
                     self.script,
                     success=False,
@@ -743,7 +334,7 @@ class _ScriptFailure:
                 )
         except DBAPIError as exc:
             # The failure itself is what matters; a lost connection must not hide it.
-            log(f"{label}: the failure could not be recorded: {_driver_message(exc)}")
+            log(f"{label}: the failure could not be recorded: {driver_message(exc)}")
         statement = self.statements[self.number - 1]
         if len(statement) > STATEMENT_EXCERPT_CHARS:
             statement = statement[: STATEMENT_EXCERPT_CHARS - 1] + "…"
@@ -783,10 +374,10 @@ def apply(
     if not plan.scripts:
         log(f"{db.display_url}: nothing to do, installed version {plan.installed or 'none'}")
         return result
-    with _connect(db) as conn:
-        _lock(conn, db)
-        user = _prepare_history(conn, db)
-        installed = _installed(_read_states(conn))
+    with connect(db) as conn:
+        lock(conn, db)
+        user = prepare_history(conn, db)
+        installed = installed_of(read_states(conn))
         if _key_or_none(installed) != _key_or_none(plan.installed):
             raise ConflictError(
                 f"{db.display_url} changed since the plan was made: {installed or 'nothing'} is "
@@ -814,12 +405,12 @@ def apply(
                 )
         except DbScriptError as exc:
             try:
-                result["installed_after"] = _installed(_read_states(conn))
+                result["installed_after"] = installed_of(read_states(conn))
             except DBAPIError as read_exc:
                 # installed_after stays the planned-from version; the log says it is unverified.
-                log(f"could not re-read the installed version: {_driver_message(read_exc)}")
+                log(f"could not re-read the installed version: {driver_message(read_exc)}")
             exc.result = result
             raise
-        result["installed_after"] = _installed(_read_states(conn))
+        result["installed_after"] = installed_of(read_states(conn))
     log(f"{db.display_url}: installed version {result['installed_after'] or 'none'}")
     return result

@@ -6,21 +6,21 @@ from sqlalchemy.orm import Session
 
 from slipway.core.config import Settings
 from slipway.core.secrets import Vault
-from slipway.releases import archive, dbdelta, packages, service
+from slipway.releases import archive, dbdelta, dbpackage, dbtarget, packages, service
 from slipway.releases.models import Environment, Package
 
 
 def target_database(
     session: Session, settings: Settings, vault: Vault, environment: Environment
-) -> dbdelta.TargetDatabase:
+) -> dbtarget.TargetDatabase:
     assert environment.database is not None
-    return dbdelta.TargetDatabase(
+    return dbtarget.TargetDatabase(
         url=environment.database["url"],
         password=service.database_password(session, settings, vault, environment),
     )
 
 
-def versions_of(settings: Settings, package: Package) -> list[dbdelta.DbVersion]:
+def versions_of(settings: Settings, package: Package) -> list[dbpackage.DbVersion]:
     """The version directories of a DB package, read from the archive (never extracted)."""
     inspection = package.inspection or {}
     root = inspection.get("content_root") or ""
@@ -30,7 +30,7 @@ def versions_of(settings: Settings, package: Package) -> list[dbdelta.DbVersion]
             names += [f"{version['dir']}/{action}/{script}" for script in version.get(action, [])]
     members = {f"{root}/{name}" if root else name: name for name in names}
     contents = archive.read_members(packages.file_of(settings, package), members)
-    return dbdelta.load_versions({members[member]: data for member, data in contents.items()})
+    return dbpackage.load_versions({members[member]: data for member, data in contents.items()})
 
 
 def upgrade_plan(

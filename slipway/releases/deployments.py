@@ -14,7 +14,7 @@ from slipway.core.errors import ConflictError, InputError, InvalidStateError, No
 from slipway.core.secrets import Vault
 from slipway.jobs import service as jobs
 from slipway.jobs.models import Operation, OperationStatus, Trigger
-from slipway.releases import dbdelta, packages, plan, service
+from slipway.releases import dbpackage, packages, plan, service
 from slipway.releases.hostdeploy import FLAT_STEPS, ROLLBACK_STEPS, VERSIONED_STEPS
 from slipway.releases.models import (
     Deployment,
@@ -388,7 +388,7 @@ def rollback(
     strategy = dict(environment.strategy or {})
     # A rollback is an emergency: one batch, as parallel as allowed, no pause.
     batches = [[host.id for host in hosts]]
-    versions = sorted(set(targets.values()), key=dbdelta.version_key)
+    versions = sorted(set(targets.values()), key=dbpackage.version_key)
     deployment = Deployment(
         project_id=project.id,
         environment_id=environment.id,

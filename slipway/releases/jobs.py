@@ -26,6 +26,7 @@ from slipway.jobs.context import (
 )
 from slipway.jobs.kinds import operation_kind
 from slipway.releases import dbdelta, dbplan, deployments, packages, plan, profiles
+from slipway.releases.dbpackage import version_key
 from slipway.releases.hostdeploy import (
     Hooks,
     HostOutcome,
@@ -445,7 +446,7 @@ class DeploymentRun:
         if self.db_package is None or self.db_versions is None or self.db_target is None:
             return None
         applied = (self.deployment.db_result or {}).get("installed_after")
-        if applied and dbdelta.version_key(applied) >= dbdelta.version_key(self.db_package.version):
+        if applied and version_key(applied) >= version_key(self.db_package.version):
             self.ctx.log("[db] applied by an earlier run of this deployment", "system")
             return self.deployment.db_result
         with self.ctx.step("db"):

@@ -23,8 +23,10 @@ from slipway.core.errors import (
     NotFoundError,
     TooLargeError,
 )
+from slipway.core.outbound_allow import AllowList, allow_list
 from slipway.releases import archive, variables
 from slipway.releases.models import Deployment, DeploymentStatus, HostRelease, Package, Project
+from slipway.releases.package_names import PackageName, parse_package_name
 
 CHUNK = 1024 * 1024
 FETCH_TIMEOUT = httpx.Timeout(30.0, read=120.0)
@@ -76,11 +78,11 @@ def get_package_or_raise(
     return package
 
 
-def _parse_name(filename: str) -> archive.PackageName:
-    return archive.parse_package_name(filename)
+def _parse_name(filename: str) -> PackageName:
+    return parse_package_name(filename)
 
 
-def _refuse_duplicate(session: Session, project: Project, name: archive.PackageName) -> None:
+def _refuse_duplicate(session: Session, project: Project, name: PackageName) -> None:
     existing = session.scalar(
         select(Package).where(
             Package.project_id == project.id,
@@ -136,7 +138,7 @@ def _store(
     session: Session,
     settings: Settings,
     project: Project,
-    name: archive.PackageName,
+    name: PackageName,
     sink: _Sink,
     *,
     actor: str | None,
@@ -223,7 +225,7 @@ def _filename_of(url: str) -> str:
     return urllib.parse.unquote(parsed.path.rsplit("/", 1)[-1])
 
 
-def _download(url: str, sink: _Sink, allow: outbound.AllowList) -> None:
+def _download(url: str, sink: _Sink, allow: AllowList) -> None:
     try:
         with outbound.stream("GET", url, allow=allow, field="url", timeout=FETCH_TIMEOUT) as answer:
             if answer.status_code != 200:
@@ -251,7 +253,7 @@ def register_url(
     """Fetch a package by URL (the file must be named by the naming rule) and record it."""
     name = _parse_name(_filename_of(url))
     _refuse_duplicate(session, project, name)
-    allow = outbound.allow_list(session, settings)
+    allow = allow_list(session, settings)
     sink = _Sink(_temp_path(settings, project), settings.release_max_package_bytes)
     try:
         _download(url, sink, allow)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from slipway.core.config import Settings
 from slipway.core.db import utcnow
 from slipway.core.errors import ConflictError, InputError, NotFoundError
+from slipway.core.lookup import by_name_or_id
 from slipway.core.secrets import Vault
 from slipway.releases import profiles, variables
 from slipway.releases.models import Deployment, DeploymentStatus, Environment, HostRelease, Project
@@ -27,19 +28,11 @@ VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_VARIABLE_VALUE = 65536
 
 
-def _by_ref(session: Session, model: Any, ref: str, **scope: Any) -> Any:
-    query = select(model).filter_by(**scope)
-    row = session.scalar(query.where(model.name == ref))
-    if row is None and ref.isdigit():
-        row = session.scalar(query.where(model.id == int(ref)))
-    return row
-
-
 # --- projects ----------------------------------------------------------------------------------
 
 
 def get_project_or_raise(session: Session, ref: str) -> Project:
-    project = _by_ref(session, Project, ref)
+    project = by_name_or_id(session, Project, ref)
     if project is None:
         raise NotFoundError(f"project {ref!r} does not exist", code="project_not_found")
     return project
@@ -82,7 +75,7 @@ def create_project(
 ) -> Project:
     check_name(name)
     profiles.check_kind(settings, kind)
-    if _by_ref(session, Project, name) is not None:
+    if by_name_or_id(session, Project, name) is not None:
         raise ConflictError(f"project {name!r} exists already; pick another name", code="exists")
     project = Project(
         name=name,
@@ -145,7 +138,7 @@ def _refuse_if_busy(session: Session, condition: Any, what: str) -> None:
 
 
 def get_environment_or_raise(session: Session, project: Project, ref: str) -> Environment:
-    environment = _by_ref(session, Environment, ref, project_id=project.id)
+    environment = by_name_or_id(session, Environment, ref, project_id=project.id)
     if environment is None:
         raise NotFoundError(
             f"environment {ref!r} does not exist in project {project.name}",
@@ -209,9 +202,9 @@ def _set_database(
     environment: Environment,
     database: DatabaseTarget,
 ) -> None:
-    from slipway.releases import dbdelta
+    from slipway.releases import dbtarget
 
-    dbdelta.check_url(database.url)
+    dbtarget.check_url(database.url)
     if database.credential is not None:
         credential = session.scalar(
             select(Credential).where(Credential.name == database.credential)
@@ -273,7 +266,7 @@ def create_environment(
     session: Session, settings: Settings, vault: Vault, project: Project, body: EnvironmentCreate
 ) -> EnvironmentSaved:
     check_name(body.name)
-    if _by_ref(session, Environment, body.name, project_id=project.id) is not None:
+    if by_name_or_id(session, Environment, body.name, project_id=project.id) is not None:
         raise ConflictError(
             f"environment {body.name!r} exists already in project {project.name}", code="exists"
         )

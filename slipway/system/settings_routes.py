@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from slipway.api.deps import Admin, SessionDep, SettingsDep, Viewer
 from slipway.api.pagination import decode_cursor, encode_cursor
-from slipway.core import outbound, runtime_settings
+from slipway.core import outbound_allow, runtime_settings
 from slipway.core.config import Settings
 from slipway.core.errors import InputError
 from slipway.core.models import RuntimeSettingRevision
@@ -34,7 +34,7 @@ class OutboundAllowUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     entries: list[Annotated[str, Field(max_length=255)]] = Field(
-        max_length=outbound.MAX_ALLOW_ENTRIES, description=ENTRIES_DESCRIPTION
+        max_length=outbound_allow.MAX_ALLOW_ENTRIES, description=ENTRIES_DESCRIPTION
     )
 
 
@@ -73,8 +73,8 @@ class OutboundAllowRevisionList(BaseModel):
 
 
 def _view(session: Session, settings: Settings) -> OutboundAllowRead:
-    allow = outbound.allow_list(session, settings)
-    row = runtime_settings.current(session, outbound.ALLOW_SETTING)
+    allow = outbound_allow.allow_list(session, settings)
+    row = runtime_settings.current(session, outbound_allow.ALLOW_SETTING)
     return OutboundAllowRead(
         entries=list(allow.entries),
         source=allow.source,
@@ -96,7 +96,7 @@ def put_outbound_allow(
 ) -> OutboundAllowRead:
     """Replace the allow-list (a new revision); it wins over SLIPWAY_OUTBOUND_ALLOW from now on.
     An empty list allows nothing beyond the public internet."""
-    outbound.save_allow_list(session, settings, body.entries, actor=principal.name)
+    outbound_allow.save_allow_list(session, settings, body.entries, actor=principal.name)
     session.commit()
     return _view(session, settings)
 
@@ -113,7 +113,7 @@ def list_outbound_allow_revisions(
     if before is not None and (not isinstance(before, int) or isinstance(before, bool)):
         raise InputError("cursor is not valid; pass next_cursor unchanged", field="cursor")
     items = runtime_settings.revisions(
-        session, outbound.ALLOW_SETTING, limit=limit + 1, before=before
+        session, outbound_allow.ALLOW_SETTING, limit=limit + 1, before=before
     )
     return OutboundAllowRevisionList(
         items=[OutboundAllowRevisionRead.of(item) for item in items[:limit]],

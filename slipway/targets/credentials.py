@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from slipway.core.config import Settings
 from slipway.core.db import utcnow
 from slipway.core.errors import ConflictError, InputError, NotFoundError
+from slipway.core.lookup import by_name_or_id
 from slipway.core.secrets import open_vault
 from slipway.remote import ssh as remote_ssh
 from slipway.targets.checks import check_description
@@ -71,10 +72,8 @@ class CheckedSecret:
 
 
 def get_credential(session: Session, ref: str) -> Credential | None:
-    """The credential named `ref`, or with id `ref` when it is all digits."""
-    if ref.isdigit():
-        return session.get(Credential, int(ref))
-    return session.scalar(select(Credential).where(Credential.name == ref))
+    """The credential named `ref`, or with id `ref` when it is all digits (names never are)."""
+    return by_name_or_id(session, Credential, ref)
 
 
 def get_credential_or_raise(session: Session, ref: str, *, field: str | None = None) -> Credential:

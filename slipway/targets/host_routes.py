@@ -7,13 +7,12 @@ with no body and no content type.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 from sqlalchemy.orm import Session
 
 from slipway.api.deps import Admin, Operator, SessionDep, SettingsDep, Viewer
-from slipway.api.pagination import decode_cursor, encode_cursor
 from slipway.core.errors import InputError
 from slipway.targets import credentials, host_changes, host_groups, host_probe, hosts
 from slipway.targets.host_schemas import (
@@ -39,29 +38,12 @@ from slipway.targets.host_schemas import (
     HostUpdate,
 )
 from slipway.targets.models import Host, HostGroup
+from slipway.targets.paging import after_name, before_revision, next_cursor
 
 router = APIRouter(tags=["hosts"])
 
 Limit = Annotated[int, Query(ge=1, le=500)]
 Ref = Annotated[str, Path(description="a name or an id")]
-
-
-def _after(cursor: str | None) -> str | None:
-    after = decode_cursor(cursor)
-    if after is not None and not isinstance(after, str):
-        raise InputError("cursor is not valid; pass next_cursor unchanged", field="cursor")
-    return after
-
-
-def _before(cursor: str | None) -> int | None:
-    before = decode_cursor(cursor)
-    if before is not None and (not isinstance(before, int) or isinstance(before, bool)):
-        raise InputError("cursor is not valid; pass next_cursor unchanged", field="cursor")
-    return before
-
-
-def _next(items: list[Any], limit: int, key: str) -> str | None:
-    return encode_cursor(getattr(items[limit - 1], key)) if len(items) > limit else None
 
 
 # --- credentials ----------------------------------------------------------------------------------
@@ -71,10 +53,10 @@ def _next(items: list[Any], limit: int, key: str) -> str | None:
 def list_credentials(
     _: Viewer, session: SessionDep, limit: Limit = 100, cursor: str | None = None
 ) -> CredentialList:
-    items = credentials.list_credentials(session, limit=limit + 1, after=_after(cursor))
+    items = credentials.list_credentials(session, limit=limit + 1, after=after_name(cursor))
     return CredentialList(
         items=[CredentialRead.of(item) for item in items[:limit]],
-        next_cursor=_next(items, limit, "name"),
+        next_cursor=next_cursor(items, limit, "name"),
     )
 
 
@@ -140,10 +122,12 @@ def list_credential_revisions(
     _: Viewer, session: SessionDep, name: Ref, limit: Limit = 100, cursor: str | None = None
 ) -> CredentialRevisionList:
     """Every saved state of the credential (fingerprints, never the secret), newest first."""
-    items = credentials.credential_revisions(session, name, limit=limit + 1, before=_before(cursor))
+    items = credentials.credential_revisions(
+        session, name, limit=limit + 1, before=before_revision(cursor)
+    )
     return CredentialRevisionList(
         items=[CredentialRevisionRead.of(item) for item in items[:limit]],
-        next_cursor=_next(items, limit, "revision"),
+        next_cursor=next_cursor(items, limit, "revision"),
     )
 
 
@@ -176,10 +160,10 @@ def list_hosts(
     cursor: str | None = None,
 ) -> HostList:
     items = hosts.list_hosts(
-        session, selector=_selector(label or []), limit=limit + 1, after=_after(cursor)
+        session, selector=_selector(label or []), limit=limit + 1, after=after_name(cursor)
     )
     return HostList(
-        items=_host_reads(session, items[:limit]), next_cursor=_next(items, limit, "name")
+        items=_host_reads(session, items[:limit]), next_cursor=next_cursor(items, limit, "name")
     )
 
 
@@ -278,10 +262,10 @@ def list_host_revisions(
     _: Viewer, session: SessionDep, name: Ref, limit: Limit = 100, cursor: str | None = None
 ) -> HostRevisionList:
     """Every saved state of the host, newest (the one in effect) first."""
-    items = hosts.host_revisions(session, name, limit=limit + 1, before=_before(cursor))
+    items = hosts.host_revisions(session, name, limit=limit + 1, before=before_revision(cursor))
     return HostRevisionList(
         items=[HostRevisionRead.of(item) for item in items[:limit]],
-        next_cursor=_next(items, limit, "revision"),
+        next_cursor=next_cursor(items, limit, "revision"),
     )
 
 
@@ -297,10 +281,10 @@ def _group_read(session: Session, group: HostGroup) -> HostGroupRead:
 def list_host_groups(
     _: Viewer, session: SessionDep, limit: Limit = 100, cursor: str | None = None
 ) -> HostGroupList:
-    items = host_groups.list_groups(session, limit=limit + 1, after=_after(cursor))
+    items = host_groups.list_groups(session, limit=limit + 1, after=after_name(cursor))
     return HostGroupList(
         items=[_group_read(session, item) for item in items[:limit]],
-        next_cursor=_next(items, limit, "name"),
+        next_cursor=next_cursor(items, limit, "name"),
     )
 
 
@@ -357,8 +341,10 @@ def list_host_group_revisions(
     _: Viewer, session: SessionDep, name: Ref, limit: Limit = 100, cursor: str | None = None
 ) -> HostGroupRevisionList:
     """Every saved state of the group, newest first."""
-    items = host_groups.group_revisions(session, name, limit=limit + 1, before=_before(cursor))
+    items = host_groups.group_revisions(
+        session, name, limit=limit + 1, before=before_revision(cursor)
+    )
     return HostGroupRevisionList(
         items=[HostGroupRevisionRead.of(item) for item in items[:limit]],
-        next_cursor=_next(items, limit, "revision"),
+        next_cursor=next_cursor(items, limit, "revision"),
     )

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from slipway.core.config import Settings
 from slipway.core.db import utcnow
 from slipway.core.errors import NotFoundError
+from slipway.core.lookup import by_name_or_id
 from slipway.remote import ssh as remote_ssh
 from slipway.remote.ssh import SSHTarget
 from slipway.targets import credentials
@@ -67,9 +68,7 @@ def group_users(session: Session, group: HostGroup) -> list[str]:
 
 def get_host(session: Session, ref: str) -> Host | None:
     """The host named `ref`, or with id `ref` when it is all digits (names never are)."""
-    if ref.isdigit():
-        return session.get(Host, int(ref))
-    return session.scalar(select(Host).where(Host.name == ref))
+    return by_name_or_id(session, Host, ref)
 
 
 def get_host_or_raise(session: Session, ref: str, *, field: str | None = None) -> Host:
@@ -233,9 +232,8 @@ def pin_host_key(
 
 
 def get_group(session: Session, ref: str) -> HostGroup | None:
-    if ref.isdigit():
-        return session.get(HostGroup, int(ref))
-    return session.scalar(select(HostGroup).where(HostGroup.name == ref))
+    """The group named `ref`, or with id `ref` when it is all digits (names never are)."""
+    return by_name_or_id(session, HostGroup, ref)
 
 
 def get_group_or_raise(session: Session, ref: str) -> HostGroup:

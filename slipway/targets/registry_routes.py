@@ -12,9 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from slipway.api.deps import Admin, Operator, SessionDep, SettingsDep, Viewer
-from slipway.api.pagination import decode_cursor, encode_cursor
-from slipway.core.errors import InputError
 from slipway.targets import registries, registry_changes
+from slipway.targets.paging import after_name, before_revision, next_cursor
 from slipway.targets.registry_schemas import (
     RegistryCreate,
     RegistryList,
@@ -30,21 +29,14 @@ router = APIRouter(prefix="/registries", tags=["registries"])
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 
-def _bad_cursor() -> InputError:
-    return InputError("cursor is not valid; pass next_cursor unchanged", field="cursor")
-
-
 @router.get("", response_model=RegistryList)
 def list_registries(
     _: Viewer, session: SessionDep, limit: Limit = 100, cursor: str | None = None
 ) -> RegistryList:
-    after = decode_cursor(cursor)
-    if after is not None and not isinstance(after, str):
-        raise _bad_cursor()
-    items = registries.list_registries(session, limit=limit + 1, after=after)
-    next_cursor = encode_cursor(items[limit - 1].name) if len(items) > limit else None
+    items = registries.list_registries(session, limit=limit + 1, after=after_name(cursor))
     return RegistryList(
-        items=[RegistryRead.of(item) for item in items[:limit]], next_cursor=next_cursor
+        items=[RegistryRead.of(item) for item in items[:limit]],
+        next_cursor=next_cursor(items, limit, "name"),
     )
 
 
@@ -129,11 +121,9 @@ def list_revisions(
     _: Viewer, session: SessionDep, name: str, limit: Limit = 100, cursor: str | None = None
 ) -> RegistryRevisionList:
     """Every saved state of the registry, newest (the one in effect) first."""
-    before = decode_cursor(cursor)
-    if before is not None and (not isinstance(before, int) or isinstance(before, bool)):
-        raise _bad_cursor()
+    before = before_revision(cursor)
     items = registries.registry_revisions(session, name, limit=limit + 1, before=before)
-    next_cursor = encode_cursor(items[limit - 1].revision) if len(items) > limit else None
     return RegistryRevisionList(
-        items=[RegistryRevisionRead.of(item) for item in items[:limit]], next_cursor=next_cursor
+        items=[RegistryRevisionRead.of(item) for item in items[:limit]],
+        next_cursor=next_cursor(items, limit, "revision"),
     )

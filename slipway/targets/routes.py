@@ -12,10 +12,9 @@ from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel
 
 from slipway.api.deps import Admin, Operator, SessionDep, SettingsDep, Viewer
-from slipway.api.pagination import decode_cursor, encode_cursor
-from slipway.core.errors import InputError
 from slipway.targets import service
 from slipway.targets.forms import create_input, update_input
+from slipway.targets.paging import after_name, before_revision, next_cursor
 from slipway.targets.schemas import (
     DockerEndpointCreate,
     DockerEndpointList,
@@ -80,14 +79,12 @@ def list_endpoints(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: str | None = None,
 ) -> DockerEndpointList:
-    after = decode_cursor(cursor)
-    if after is not None and not isinstance(after, str):
-        raise InputError("cursor is not valid; pass next_cursor unchanged", field="cursor")
+    after = after_name(cursor)
     items = service.list_(session, settings=settings, limit=limit + 1, after=after)
     session.commit()  # the built-in `local` may have been written just now
-    next_cursor = encode_cursor(items[limit - 1].name) if len(items) > limit else None
     return DockerEndpointList(
-        items=[DockerEndpointRead.of(item) for item in items[:limit]], next_cursor=next_cursor
+        items=[DockerEndpointRead.of(item) for item in items[:limit]],
+        next_cursor=next_cursor(items, limit, "name"),
     )
 
 
@@ -183,13 +180,10 @@ def list_revisions(
     cursor: str | None = None,
 ) -> DockerEndpointRevisionList:
     """Every saved state of the endpoint, newest (the one in effect) first."""
-    before = decode_cursor(cursor)
-    if before is not None and (not isinstance(before, int) or isinstance(before, bool)):
-        raise InputError("cursor is not valid; pass next_cursor unchanged", field="cursor")
+    before = before_revision(cursor)
     items = service.revisions(session, name=name, settings=settings, limit=limit + 1, before=before)
     session.commit()
-    next_cursor = encode_cursor(items[limit - 1].revision) if len(items) > limit else None
     return DockerEndpointRevisionList(
         items=[DockerEndpointRevisionRead.of(item) for item in items[:limit]],
-        next_cursor=next_cursor,
+        next_cursor=next_cursor(items, limit, "revision"),
     )

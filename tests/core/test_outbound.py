@@ -26,7 +26,8 @@ from cryptography.x509.oid import NameOID
 
 from slipway.core import outbound
 from slipway.core.errors import InputError, TooLargeError
-from slipway.core.outbound import AllowList, check_url, forbidden_class
+from slipway.core.outbound import check_url, forbidden_class
+from slipway.core.outbound_allow import AllowList, split_entries
 
 NOTHING = AllowList()
 LOCAL = AllowList.parse(["127.0.0.1/32"], field="test")
@@ -239,7 +240,7 @@ def test_allow_list_entries_are_checked_and_normalized() -> None:
 
 
 def test_the_environment_default_is_parsed_from_commas() -> None:
-    assert outbound.split_entries(" 10.0.0.0/8, ,localhost,") == ["10.0.0.0/8", "localhost"]
+    assert split_entries(" 10.0.0.0/8, ,localhost,") == ["10.0.0.0/8", "localhost"]
 
 
 # --- redirects -----------------------------------------------------------------------------------

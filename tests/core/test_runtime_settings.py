@@ -9,9 +9,12 @@ import pytest
 from sqlalchemy import func, select
 
 from slipway.apps import catalog_fetch
-from slipway.core import outbound, runtime_settings
+from slipway.core import runtime_settings
 from slipway.core.config import get_settings
+from slipway.core.db import session_factory
+from slipway.core.errors import InputError
 from slipway.core.models import Secret
+from slipway.core.outbound_allow import AllowList, allow_list, current_allow_list, save_allow_list
 from tests.api.helpers import assert_error, database_text
 from tests.conftest import bearer
 from tests.core.test_outbound import Receiver
@@ -71,20 +74,20 @@ def test_the_allow_list_comes_from_the_environment_until_one_is_saved(
     monkeypatch.setenv("SLIPWAY_OUTBOUND_ALLOW", "10.0.0.0/8, build-host")
     get_settings.cache_clear()
     settings = get_settings()
-    with outbound.session_factory(settings)() as session:
-        allow = outbound.allow_list(session, settings)
+    with session_factory(settings)() as session:
+        allow = allow_list(session, settings)
         assert (allow.entries, allow.source) == (("10.0.0.0/8", "build-host"), "environment")
-        outbound.save_allow_list(session, settings, [], actor="admin")
+        save_allow_list(session, settings, [], actor="admin")
         session.commit()
-        assert outbound.allow_list(session, settings) == outbound.AllowList(source="api")
-    assert outbound.current_allow_list(settings).source == "api"
+        assert allow_list(session, settings) == AllowList(source="api")
+    assert current_allow_list(settings).source == "api"
 
 
 def test_a_bad_environment_entry_is_named_when_used(env, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLIPWAY_OUTBOUND_ALLOW", "10.0.0.0/8,not a host")
     get_settings.cache_clear()
-    with pytest.raises(outbound.InputError) as caught:
-        outbound.current_allow_list(get_settings())
+    with pytest.raises(InputError) as caught:
+        current_allow_list(get_settings())
     assert caught.value.details == {"field": "SLIPWAY_OUTBOUND_ALLOW", "entry": "not a host"}
 
 
@@ -139,7 +142,7 @@ def test_catalog_downloads_follow_the_allow_list_in_force(
 ) -> None:
     receiver = Receiver().start()
     try:
-        with pytest.raises(outbound.InputError) as caught:
+        with pytest.raises(InputError) as caught:
             catalog_fetch.download(f"{receiver.url}/a.tar.gz", tmp_path / "a")
         assert caught.value.code == "outbound_forbidden"
         allow = {"entries": ["127.0.0.1"]}

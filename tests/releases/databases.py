@@ -40,7 +40,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from slipway.releases.dbdelta import TargetDatabase
+from slipway.releases.dbtarget import TargetDatabase
 from tests.conftest import PG_ADMIN_URL, free_port
 
 MARIADB_ADMIN_URL = os.environ.get(

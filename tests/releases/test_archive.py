@@ -11,14 +11,9 @@ from pathlib import Path
 import pytest
 
 from slipway.core.errors import InputError
-from slipway.releases.archive import (
-    EXAMPLE_NAME,
-    ArchiveLimits,
-    inspect_archive,
-    parse_package_name,
-    read_members,
-    show,
-)
+from slipway.releases.archive import inspect_archive, read_members
+from slipway.releases.archive_tree import ArchiveLimits
+from slipway.releases.package_names import EXAMPLE_NAME, parse_package_name, show
 from tests.releases.archives import (
     Member,
     device,

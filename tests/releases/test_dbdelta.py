@@ -16,19 +16,9 @@ from slipway.core.errors import (
     InputError,
     InvalidStateError,
 )
-from slipway.releases.dbdelta import (
-    HISTORY_TABLE,
-    DbScript,
-    DbScriptError,
-    DbVersion,
-    TargetDatabase,
-    apply,
-    installed_version,
-    load_versions,
-    plan_rollback,
-    plan_upgrade,
-    version_key,
-)
+from slipway.releases.dbdelta import DbScriptError, apply, plan_rollback, plan_upgrade
+from slipway.releases.dbpackage import DbScript, DbVersion, load_versions, version_key
+from slipway.releases.dbtarget import HISTORY_TABLE, TargetDatabase, installed_version
 from tests.conftest import free_port
 from tests.releases import databases
 from tests.releases.databases import FreshDatabase
