@@ -7,9 +7,10 @@ profile, and a pip package from a local index into a venv — served on 127.0.0.
 host network (SLIPWAY_BUILD_NETWORK=host; by hand `--network host`). Both contenders use the classic
 builder (`DOCKER_BUILDKIT=0` by hand; slipway talks to the engine's build API the same way).
 
-1. Cold build, median of 4, taking turns (each first every other run): slipway (API POST -> the `build` phase ends, as its log
-   and `timings.build` show) beside `docker build` of the Dockerfile and context slipway rendered.
-   Every image (and so every cached layer) is removed between runs.
+1. Cold build, median of 4, taking turns (each goes first every other run): slipway (API POST ->
+   the `build` phase ends, as its log and `timings.build` show) beside `docker build` of the
+   Dockerfile and context slipway rendered. Every image (and so every cached layer) is removed
+   between runs.
 2. The same spec submitted again: the whole operation (build, push, verify) beside the first's.
 3. From the push's last stream line to: the push verified, and the callback received by a real
    HTTP server here (through the outbound policy, with the configured headers).

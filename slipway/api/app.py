@@ -14,48 +14,27 @@ from starlette.types import Scope
 
 from slipway import __version__
 from slipway.api.errors import install_error_handlers
-from slipway.api.middleware import RequestContextMiddleware
+from slipway.api.middleware import RequestContextMiddleware, audit_values, route_template
 from slipway.api.router import api_router, root_router
 from slipway.audit import service as audit_service
+from slipway.auth.service import listen_for_changes
 from slipway.core import security
 from slipway.core.config import Settings, get_settings
-from slipway.core.db import session_factory, session_scope
+from slipway.core.db import session_scope
 from slipway.core.secrets import open_vault
 from slipway.jobs import maintenance
 from slipway.jobs.kinds import load_kinds
 
 log = logging.getLogger(__name__)
 
+__all__ = ["create_app", "route_template"]
+
 
 def _audit_writer(settings: Settings) -> Any:
     def write(scope: Scope, status_code: int) -> None:
-        state = scope.get("state", {})
-        client = scope.get("client")
-        with session_factory(settings)() as session:
-            audit_service.record(
-                session,
-                actor=state.get("actor"),
-                action=f"{scope['method']} {route_template(scope)}",
-                target=scope["path"],
-                source_ip=client[0] if client else None,
-                status_code=status_code,
-                request_id=state.get("request_id"),
-            )
-            session.commit()
+        audit_service.record_now(settings, **audit_values(scope, status_code))
 
     return write
-
-
-def route_template(scope: Scope) -> str:
-    """The matched route's full path template (`/api/v1/users/{name}`), else the raw path."""
-    # Since FastAPI 0.137 routers are included lazily and scope["route"] is the route as declared
-    # in its own router, without the include prefixes; the effective context has the full path.
-    effective = scope.get("fastapi", {}).get("effective_route_context")
-    for candidate in (effective, scope.get("route")):
-        template = getattr(candidate, "path_format", None)
-        if template:
-            return str(template)
-    return str(scope["path"])
 
 
 async def _maintenance_loop(settings: Settings) -> None:
@@ -76,9 +55,11 @@ def create_app(settings: Settings | None = None, *, run_maintenance: bool = True
         with session_scope(settings) as session:
             open_vault(session, settings)
         await to_thread.run_sync(security.warm_up)
-        task = asyncio.create_task(_maintenance_loop(settings)) if run_maintenance else None
+        tasks = [asyncio.create_task(listen_for_changes(settings))]
+        if run_maintenance:
+            tasks.append(asyncio.create_task(_maintenance_loop(settings)))
         yield
-        if task is not None:
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

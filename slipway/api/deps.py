@@ -1,14 +1,25 @@
-"""FastAPI dependencies shared by every router."""
+"""FastAPI dependencies shared by every router.
+
+The ones every request goes through are `async def` and do no blocking work on the event loop:
+a plain `def` dependency costs a hop to the thread pool and back (FastAPI runs it there), and a
+request used to make five such hops before its endpoint ran. Only what blocks (a database read
+when the principal is not remembered, closing a session that is still in a transaction) is sent
+to the thread pool.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
+from slipway.api.middleware import audit_values, mark_audited
+from slipway.audit import service as audit_service
 from slipway.auth import service as auth_service
 from slipway.auth.models import Role
 from slipway.auth.service import Principal
@@ -17,18 +28,25 @@ from slipway.core.db import session_factory
 from slipway.core.errors import AuthError, PermissionDeniedError
 
 
-def app_settings(request: Request) -> Settings:
+async def app_settings(request: Request) -> Settings:
     """The settings the app was created with (kept on app.state: a dependency override would
     make FastAPI rebuild every sub-dependency on every request)."""
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_session(settings: Annotated[Settings, Depends(app_settings)]) -> Iterator[Session]:
+async def get_session(
+    settings: Annotated[Settings, Depends(app_settings)],
+) -> AsyncIterator[Session]:
+    # Making a session opens no connection; closing one that never began a transaction (or
+    # whose last one was committed) touches no connection either.
     session = session_factory(settings)()
     try:
         yield session
     finally:
-        session.close()
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 SettingsDep = Annotated[Settings, Depends(app_settings)]
@@ -37,9 +55,13 @@ SessionDep = Annotated[Session, Depends(get_session)]
 _bearer = HTTPBearer(auto_error=False, description="a token from POST /api/v1/auth/token")
 
 
-def current_principal(
+def _authenticate(settings: Settings, token: str) -> Principal:
+    with session_factory(settings)() as session:
+        return auth_service.authenticate(session, token)
+
+
+async def current_principal(
     request: Request,
-    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
@@ -48,15 +70,18 @@ def current_principal(
             "token, and send it as `Authorization: Bearer <token>`",
             code="unauthenticated",
         )
-    principal = auth_service.authenticate(session, credentials.credentials)
+    token = credentials.credentials
+    principal = auth_service.remembered_principal(token)
+    if principal is None:
+        principal = await run_in_threadpool(_authenticate, request.app.state.settings, token)
     request.state.actor = principal.name
     return principal
 
 
-def require(role: Role) -> Callable[..., Principal]:
+def require(role: Role) -> Callable[..., object]:
     """A dependency that lets through callers with `role` or a higher one."""
 
-    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if not principal.role.allows(role):
             raise PermissionDeniedError(
                 f"this needs the {role} role; {principal.name!r} is {principal.role}",
@@ -75,3 +100,17 @@ Admin = Annotated[Principal, Depends(require(Role.admin))]
 
 def source_ip(request: Request) -> str:
     return request.client.host if request.client else "-"
+
+
+def audit_row(request: Request, status_code: int) -> tuple[Table, dict[str, Any]]:
+    """This request's audit row, as answered with `status_code`, for a hot route to store in its
+    own transaction (e.g. `jobs.service.submit(also_insert=[...])`): one commit instead of two,
+    and never a change without its row. Call `audited` once that transaction has committed; the
+    middleware then writes no row of its own, unless the request ends with another status after
+    all (then it adds one with the real status)."""
+    return audit_service.row(**audit_values(request.scope, status_code))
+
+
+def audited(request: Request, status_code: int) -> None:
+    """The row from `audit_row` was committed."""
+    mark_audited(request.scope, status_code)

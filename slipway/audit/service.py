@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from slipway.audit.models import AuditEntry
+from slipway.core.config import Settings
+from slipway.core.db import execute_autocommit, utcnow
 
 _INSERT = insert(AuditEntry.__table__)
 
@@ -29,7 +31,56 @@ def record(
 
     A plain INSERT rather than an ORM object: every mutating request writes one, and the unit of
     work costs more than the statement."""
-    values: dict[str, Any] = {
+    session.execute(
+        _INSERT,
+        _values(actor, action, target, source_ip, status_code, request_id, details),
+    )
+
+
+def record_now(
+    settings: Settings,
+    *,
+    actor: str | None,
+    action: str,
+    target: str | None,
+    source_ip: str | None,
+    status_code: int,
+    request_id: str | None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Store one row at once, in a transaction of its own: one statement on a connection of the
+    autocommit pool (no BEGIN and COMMIT round trips)."""
+    values = _values(actor, action, target, source_ip, status_code, request_id, details)
+    execute_autocommit(settings, _INSERT, values)
+
+
+def row(
+    *,
+    actor: str | None,
+    action: str,
+    target: str | None,
+    source_ip: str | None,
+    status_code: int,
+    request_id: str | None,
+    details: dict[str, Any] | None = None,
+) -> tuple[Table, dict[str, Any]]:
+    """(table, values) of one row, every column given (the time too), for a caller that stores
+    it in a statement of its own making."""
+    values = _values(actor, action, target, source_ip, status_code, request_id, details)
+    values["time"] = utcnow()
+    return AuditEntry.__table__, values
+
+
+def _values(
+    actor: str | None,
+    action: str,
+    target: str | None,
+    source_ip: str | None,
+    status_code: int,
+    request_id: str | None,
+    details: dict[str, Any] | None,
+) -> dict[str, Any]:
+    return {
         "actor": _fit(actor, AuditEntry.actor),
         "action": _fit(action, AuditEntry.action) or "",
         "target": _fit(target, AuditEntry.target),
@@ -41,7 +92,6 @@ def record(
         "request_id": _fit(request_id, AuditEntry.request_id),
         "details": details,
     }
-    session.execute(_INSERT, values)
 
 
 def _fit(value: str | None, column: Any) -> str | None:

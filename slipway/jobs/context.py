@@ -75,6 +75,7 @@ class OperationContext:
         self.masker = SecretMasker()
         self.logs = LogWriter(operation_id, settings, self.masker)
         self._canceled = threading.Event()
+        self._cancel_lock = threading.Lock()
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._children_lock = threading.Lock()
         self.current_step: str | None = None
@@ -106,11 +107,19 @@ class OperationContext:
     def is_canceled(self) -> bool:
         return self._canceled.is_set()
 
-    def request_cancel(self) -> None:
-        """Called from the worker's monitor thread: stop children now, the job at its next step."""
-        if self._canceled.is_set():
-            return
-        self._canceled.set()
+    def request_cancel(self, who: str | None = None) -> None:
+        """Called from the worker's monitor thread: note who asked in the log, stop children now,
+        and the job at its next step."""
+        with self._cancel_lock:
+            if self._canceled.is_set():
+                return
+            # The note first: once the flag is set the job may end, and its last line must be
+            # the outcome.
+            try:
+                self.log(f"cancel requested by {who or 'someone'}", "system")
+            except Exception:  # the note must not keep the children alive
+                pass
+            self._canceled.set()
         self.kill_children()
 
     def check(self) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from slipway.core.config import Settings
@@ -95,24 +96,11 @@ class LogWriter:
         self._last_flush = time.monotonic()
         # Looked up at the first line: many operations never log, and the lookup costs a query.
         self._seq: int | None = None
+        self._is_ended = False
 
     def _last_seq(self) -> int:
         with session_factory(self._settings)() as session:
-            stored = session.scalar(
-                select(func.max(OperationLog.seq)).where(
-                    OperationLog.operation_id == self.operation_id
-                )
-            )
-        published = 0
-        try:
-            newest = self._redis.xrevrange(stream_key(self.operation_id), count=1)
-            if newest:
-                published = int(newest[0][0].decode().split("-")[0])
-        except redis.RedisError:
-            log.warning(
-                "redis unavailable; log lines of %s go to the database only", self.operation_id
-            )
-        return max(stored or 0, published)
+            return last_seq(self._redis, session, self.operation_id)
 
     @property
     def last_seq(self) -> int:
@@ -123,6 +111,11 @@ class LogWriter:
     def write(self, text: str, stream: str = "stdout") -> None:
         lines = self._masker.mask(text.rstrip("\n")).split("\n")
         with self._lock:
+            if self._is_ended:
+                # After the end marker nobody reads or stores it (a cancel note that lost the
+                # race with the job's own end).
+                log.info("operation %s: dropped a line written after its end", self.operation_id)
+                return
             seq = self.last_seq
             for line in lines:
                 seq += 1
@@ -171,12 +164,35 @@ class LogWriter:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        with session_factory(self._settings)() as session:
-            session.execute(insert(OperationLog), batch)
-            session.commit()
+        try:
+            with session_factory(self._settings)() as session:
+                session.execute(insert(OperationLog), batch)
+                session.commit()
+        except IntegrityError:
+            # Someone else numbered a line of this operation meanwhile (the reaper's note, when
+            # this worker was taken for lost): store every line whose number is still free.
+            self._store_one_by_one(batch)
+
+    def _store_one_by_one(self, batch: list[dict[str, Any]]) -> None:
+        lost = 0
+        for entry in batch:
+            try:
+                with session_factory(self._settings)() as session:
+                    session.execute(insert(OperationLog), [entry])
+                    session.commit()
+            except IntegrityError:
+                lost += 1
+        if lost:
+            log.warning(
+                "operation %s: %d log line(s) not stored, their numbers were taken",
+                self.operation_id,
+                lost,
+            )
 
     def end(self, status: str) -> None:
-        self.flush()
+        with self._lock:
+            self._flush_locked()
+            self._is_ended = True
         # A job that wrote nothing does not look its last line up just for the marker's id.
         end_stream(self._settings, self.operation_id, status, last_seq=self._seq)
 
@@ -214,14 +230,27 @@ def read_lines(
     return [LogLine(seq=r.seq, time=r.time, stream=r.stream, text=r.text) for r in rows]
 
 
+def last_seq(client: redis.Redis, session: Session, operation_id: str) -> int:
+    """The highest line number of the operation, stored or published (a job publishes each line
+    at once and stores them in batches)."""
+    stored = session.scalar(
+        select(func.max(OperationLog.seq)).where(OperationLog.operation_id == operation_id)
+    )
+    published = 0
+    try:
+        newest = client.xrevrange(stream_key(operation_id), count=1)
+        if newest:
+            published = int(newest[0][0].decode().split("-")[0])
+    except redis.RedisError:
+        log.warning("redis unavailable; log lines of %s go to the database only", operation_id)
+    return max(stored or 0, published)
+
+
 def append_system_line(settings: Settings, session: Session, operation_id: str, text: str) -> int:
-    """A line written by slipway itself (reaper, cancel), not by a job; returns its seq."""
-    seq = (
-        session.scalar(
-            select(func.max(OperationLog.seq)).where(OperationLog.operation_id == operation_id)
-        )
-        or 0
-    ) + 1
+    """A line written by slipway itself about an operation no job is running (canceled before it
+    started, worker lost), not by a job; returns its seq. A running job's lines are numbered by
+    its worker alone."""
+    seq = last_seq(get_redis(settings), session, operation_id) + 1
     now = utcnow()
     session.add(
         OperationLog(operation_id=operation_id, seq=seq, time=now, stream="system", text=text)

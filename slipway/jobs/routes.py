@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.datastructures import URLPath
 
-from slipway.api.deps import Operator, SessionDep, SettingsDep, Viewer
+from slipway.api.deps import Operator, SessionDep, SettingsDep, Viewer, audit_row, audited
 from slipway.api.pagination import decode_cursor, encode_cursor
 from slipway.core.errors import InputError
 from slipway.jobs import service
@@ -111,7 +111,10 @@ def create_operation(
         actor=principal.name,
         trigger=Trigger.api,
         scheduled_for=body.scheduled_for,
+        # The audit row commits with the operation.
+        also_insert=[audit_row(request, status.HTTP_202_ACCEPTED)],
     )
+    audited(request, status.HTTP_202_ACCEPTED)
     return accepted(response, request, OperationRead.of(operation))
 
 

@@ -3,7 +3,8 @@
 Two statements touch the operation's row per run: the claim and the record, each one `UPDATE …
 RETURNING` built once at import (SQLAlchemy then reuses their compiled form), run on a plain
 connection of the autocommit pool (one statement is its own transaction: no BEGIN and COMMIT round
-trips), without ORM objects; everything else the run needs comes back from the claim.
+trips, and no ping before it; on PostgreSQL handed to the driver directly: see `core.db.
+execute_on_driver`), without ORM objects; everything else the run needs comes back from the claim.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy import JSON, bindparam, case, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from slipway.core.config import get_settings
-from slipway.core.db import get_autocommit_engine, session_factory, utcnow
+from slipway.core.db import execute_on_driver, session_factory, utcnow
 from slipway.core.errors import SlipwayError
 from slipway.jobs import active, queue, service
 from slipway.jobs.context import OperationCanceledError, OperationContext, WorkerStoppingError
@@ -106,11 +107,11 @@ class Claim:
 def run_operation(operation_id: str) -> str:
     """Run the operation if it is still queued; a second call for the same id does nothing."""
     settings = get_settings()
-    with get_autocommit_engine(settings).connect() as conn:
-        row = conn.execute(
-            _CLAIM,
-            {"operation_id": operation_id, "now": utcnow(), "worker_name": active.worker_name()},
-        ).first()
+    row = execute_on_driver(
+        settings,
+        _CLAIM,
+        {"operation_id": operation_id, "now": utcnow(), "worker_name": active.worker_name()},
+    )
     if row is None:
         log.info("operation %s is not queued any more; nothing to do", operation_id)
         return "skipped"
@@ -240,13 +241,12 @@ def _record(
         values.update(new_status=status.value, new_result=result, new_error=error, now=utcnow())
         note = None
     # Lines first, so that whoever sees the outcome finds every line stored; failing to store
-    # them (a line number taken meanwhile by a cancel note) must not cost the outcome.
+    # them (the database unreachable for a moment) must not cost the outcome.
     try:
         ctx.logs.flush()
     except SQLAlchemyError:
         log.exception("could not store the last log lines of operation %s", ctx.operation_id)
-    with get_autocommit_engine(settings).connect() as conn:
-        is_recorded = conn.execute(statement, values).first() is not None
+    is_recorded = execute_on_driver(settings, statement, values) is not None
     if not is_recorded:
         log.warning("operation %s was ended elsewhere; keeping that outcome", ctx.operation_id)
         return

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import JSON, Table, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from slipway.core.config import Settings
-from slipway.core.db import hold_mutex, utcnow
+from slipway.core.db import execute_autocommit, hold_mutex, utcnow
 from slipway.core.errors import InputError, InvalidStateError, NotFoundError
 from slipway.core.redis import get_redis, key
 from slipway.jobs import locks, queue
@@ -46,11 +47,14 @@ def submit(
     timeout: int | None = None,
     max_attempts: int | None = None,
     enqueue: bool = True,
+    also_insert: Sequence[tuple[Table, dict[str, Any]]] = (),
 ) -> Operation:
     """Record a new operation and start it: queued, waiting for its locks, or scheduled.
 
     Commits the session (with whatever the caller added to it) before enqueueing, so a worker
     never sees a job whose row does not exist yet. With `enqueue=False` the caller runs it itself.
+    `also_insert` rows (table, values) are stored in the operation's transaction: the audit row
+    of the request that started it.
     """
     spec = get_kind(kind)
     keys = locks.parse_lock_keys(lock_keys)
@@ -72,20 +76,38 @@ def submit(
         operation.status = OperationStatus.scheduled
         operation.scheduled_for = scheduled_for
         session.add(operation)
+        _insert_rows(session, also_insert)
         session.commit()
         return operation
     if keys:
         session.add(operation)
+        _insert_rows(session, also_insert)
         dispatch(session, settings, [operation], enqueue=enqueue)
         return operation
     # Nothing to wait for: queued at once, as `dispatch` would, in one INSERT. This is the path of
     # every `POST /operations`.
     operation.created_at = operation.queued_at = utcnow()
-    _insert(session, operation)
-    session.commit()
+    if not settings.is_sqlite and _is_clean(session):
+        # Nothing else to commit: the operation and its companion rows in one statement on the
+        # autocommit pool, one round trip instead of five (ping, BEGIN, the INSERTs, COMMIT).
+        _insert_at_once(settings, session, operation, also_insert)
+    else:
+        _insert(session, operation)
+        _insert_rows(session, also_insert)
+        session.commit()
     if enqueue:
         enqueue_all(settings, [operation])
     return operation
+
+
+def _insert_rows(session: Session, rows: Sequence[tuple[Table, dict[str, Any]]]) -> None:
+    for table, values in rows:
+        session.execute(insert(table), values)
+
+
+def _is_clean(session: Session) -> bool:
+    """Whether the session has nothing of its own to commit."""
+    return not (session.in_transaction() or session.new or session.dirty or session.deleted)
 
 
 def _column_default(column: Any) -> Any:
@@ -107,16 +129,68 @@ def _insert(session: Session, operation: Operation) -> None:
     Cheaper than the unit of work for one row. Every column gets its value first (the model's
     default where none was given), so reading the object never goes back to the database; a None
     is left out of the INSERT, so the column is SQL NULL as when the ORM leaves it unset."""
+    session.execute(_INSERT_OPERATION, _row_of(operation))
+    make_transient_to_detached(operation)
+    session.add(operation)
+
+
+def _row_of(operation: Operation) -> dict[str, Any]:
     loaded = operation.__dict__
     for name, default in _DEFAULTS.items():
         if name not in loaded:
             setattr(operation, name, default())
-    session.execute(
-        _INSERT_OPERATION,
-        {name: loaded[name] for name in _DEFAULTS if loaded[name] is not None},
-    )
+    return {name: loaded[name] for name in _DEFAULTS if loaded[name] is not None}
+
+
+def _insert_at_once(
+    settings: Settings,
+    session: Session,
+    operation: Operation,
+    also_insert: Sequence[tuple[Table, dict[str, Any]]],
+) -> None:
+    """`_insert` and `_insert_rows` as one statement, its own transaction (PostgreSQL: the other
+    rows are INSERTs in a WITH clause, which commit or fail with the operation's)."""
+    tables = tuple(table for table, _ in also_insert)
+    statement = _at_once_statements.get(tables)
+    if statement is None:
+        statement = _at_once_statements[tables] = _at_once_statement(tables)
+    row = _row_of(operation)
+    params = {f"op_{name}": row.get(name) for name in _DEFAULTS}
+    for index, (table, values) in enumerate(also_insert):
+        params.update({f"r{index}_{c.key}": values.get(c.key) for c in _insertable(table)})
+    execute_autocommit(settings, statement, params)
     make_transient_to_detached(operation)
     session.add(operation)
+
+
+# Built once per set of companion tables, with a parameter per column: SQLAlchemy then reuses
+# the compiled statement (building `.values({...})` per call costs more than the round trip saved).
+_at_once_statements: dict[tuple[Table, ...], Any] = {}
+
+
+def _insertable(table: Table) -> list[Any]:
+    """Every column but a key the database numbers."""
+    return [c for c in table.columns if not (c.primary_key and c.autoincrement is True)]
+
+
+def _param(name: str, column: Any) -> Any:
+    # A None is SQL NULL, for JSON columns too (as when the column is left out of an INSERT).
+    if isinstance(column.type, JSON):
+        return bindparam(name, type_=JSON(none_as_null=True))
+    return bindparam(name, type_=column.type)
+
+
+def _at_once_statement(tables: tuple[Table, ...]) -> Any:
+    operations = Operation.__table__
+    statement = insert(operations).values(
+        {c.key: _param(f"op_{c.key}", c) for c in operations.columns}
+    )
+    for index, table in enumerate(tables):
+        companion = insert(table).values(
+            {c.key: _param(f"r{index}_{c.key}", c) for c in _insertable(table)}
+        )
+        statement = statement.add_cte(companion.cte(f"also_{index}"))
+    return statement
 
 
 def dispatch(
@@ -239,10 +313,7 @@ def release_and_promote(session: Session, settings: Settings, operation_id: str)
 
 
 def enqueue_all(settings: Settings, operations: list[Operation]) -> None:
-    for operation in operations:
-        queue.enqueue(
-            settings, operation_id=operation.id, queue=operation.queue, timeout=operation.timeout
-        )
+    queue.enqueue_many(settings, [(op.id, op.queue, op.timeout) for op in operations])
 
 
 # --- cancel and reorder -------------------------------------------------------------------------
@@ -285,14 +356,39 @@ def cancel(
     session.execute(
         update(Operation).where(Operation.id == operation_id).values(cancel_requested=True)
     )
-    append_system_line(settings, session, operation_id, f"cancel requested by {who}")
     session.commit()
+    # The running job's worker writes the "cancel requested" line: while a job runs, its log has
+    # one writer, which numbers the lines. A line numbered here could take the number of a line
+    # the job has published but not stored yet, and one of the two would be lost.
     try:
-        get_redis(settings).publish(CANCEL_CHANNEL, operation_id)
+        pipe = get_redis(settings).pipeline(transaction=False)
+        pipe.set(cancel_by_key(operation_id), who, ex=CANCEL_BY_TTL)
+        pipe.publish(CANCEL_CHANNEL, cancel_message(operation_id, who))
+        pipe.execute()
     except Exception:  # the worker also sees the flag on its next heartbeat
         pass
     session.refresh(operation)
     return operation
+
+
+def cancel_by_key(operation_id: str) -> str:
+    """Who asked to cancel a running operation, for its worker's log line."""
+    return key("cancel-by", operation_id)
+
+
+CANCEL_BY_TTL = 24 * 3600
+
+
+def cancel_message(operation_id: str, who: str) -> str:
+    return f"{operation_id} {who}"
+
+
+def parse_cancel_message(data: bytes | str) -> tuple[str, str | None]:
+    """(operation id, who asked) of a CANCEL_CHANNEL message; an older process sends the id
+    alone."""
+    text = data.decode(errors="replace") if isinstance(data, bytes) else data
+    operation_id, _, who = text.partition(" ")
+    return operation_id, who or None
 
 
 def reorder(

@@ -254,3 +254,91 @@ def test_an_api_token_user_is_the_actor(settings, client, tokens):
     assert response.status_code == 202
     row = audit_rows(settings)[-1]
     assert (row.actor, row.action, row.result) == ("operator", "POST /api/v1/system/check", "ok")
+
+
+def test_starting_an_operation_writes_its_row_with_the_operation(settings, client, tokens):
+    """POST /operations stores its audit row in the operation's own transaction: one row, never
+    an operation without one."""
+    before = audit_rows(settings)
+    response = client.post(
+        "/api/v1/operations", json={"kind": "system.noop"}, headers=bearer(tokens["operator"])
+    )
+    assert response.status_code == 202, response.text
+    rows = audit_rows(settings)
+    assert len(rows) == len(before) + 1
+    row = rows[-1]
+    assert fields(row) == (
+        "operator",
+        "POST /api/v1/operations",
+        "/api/v1/operations",
+        202,
+        "ok",
+    )
+    assert row.request_id == response.headers["x-request-id"]
+    assert row.source_ip == "testclient"
+    # A refused start writes its own row, with the refusal.
+    refused = client.post(
+        "/api/v1/operations", json={"kind": "no.such"}, headers=bearer(tokens["operator"])
+    )
+    assert refused.status_code >= 400
+    last = audit_rows(settings)[-1]
+    assert (last.status_code, last.result) == (refused.status_code, "error")
+    assert len(audit_rows(settings)) == len(before) + 2
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [("/api/v1/operations", {"kind": "system.noop"}), ("/api/v1/tokens", {"name": "ci"})],
+)
+def test_the_row_is_stored_before_the_answer_leaves(settings, app, tokens, path, body):
+    """A process that dies right after answering has lost no audit row: the row is in the
+    database when the response starts."""
+    import asyncio
+    import json
+
+    payload = json.dumps(body).encode()
+    seen: list[tuple[int, int]] = []
+
+    async def call() -> None:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"host", b"testserver"),
+                (b"authorization", f"Bearer {tokens['admin']}".encode()),
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+            "client": ("10.0.0.7", 4242),
+            "server": ("testserver", 80),
+        }
+        sent = False
+
+        async def receive() -> dict:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": payload, "more_body": False}
+            await asyncio.sleep(3600)
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                seen.append((message["status"], len(audit_rows(settings))))
+
+        async with app.router.lifespan_context(app):
+            await app(scope, receive, send)
+
+    before = len(audit_rows(settings))
+    asyncio.run(call())
+    assert seen and seen[0][0] < 300, seen
+    assert seen[0][1] == before + 1, "the answer started before its audit row was stored"
+    row = audit_rows(settings)[-1]
+    assert (row.actor, row.source_ip) == ("admin", "10.0.0.7")

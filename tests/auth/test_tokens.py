@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
+from slipway.auth import service as auth_service
 from slipway.auth.models import ApiToken
 from slipway.core.db import session_scope, utcnow
 from tests.api.helpers import assert_error, assert_invalid, database_text, token_row
@@ -22,10 +23,14 @@ def sha256(token: str) -> str:
 
 
 def set_token(settings, token: str, **values) -> None:
+    """Change a token's row behind the API's back, standing for time passing (an expiry or a
+    last use moved into the past): time passing would also have aged the API's remembered
+    principal out, so this commit makes it forget, as every change to tokens does."""
     with session_scope(settings) as session:
         session.execute(
             update(ApiToken).where(ApiToken.token_hash == sha256(token)).values(**values)
         )
+        auth_service.auth_changed(session)
 
 
 def assert_refused(response, code: str) -> None:
