@@ -256,6 +256,7 @@ def main() -> None:
                 delivered - push_end <= 1.0,
             )
     finally:
+        forget(engine, f"{registry.address}/{REPOSITORY}:1", "bench/by-hand:1")
         receiver.close()
         registry.stop()
         apt.close()

@@ -25,6 +25,9 @@ from slipway.targets import service as targets
 READY_TIMEOUT = 300.0
 # A container restarting for this long (or exited) means the app will not come up by itself.
 GIVE_UP_AFTER = 20.0
+# A container without a health check counts as up once it has kept running this long: one that
+# crashes at start is often seen `running` for an instant first.
+SETTLE_SECONDS = 2.0
 
 
 @dataclass
@@ -113,6 +116,7 @@ def _wait_ready(ctx: OperationContext, target: Target, timeout: float = READY_TI
     """Until every container runs (healthy, where it has a health check)."""
     deadline = time.monotonic() + timeout
     trouble_since: float | None = None
+    running_since: float | None = None
     last = ""
     while True:
         ctx.check()
@@ -132,7 +136,14 @@ def _wait_ready(ctx: OperationContext, target: Target, timeout: float = READY_TI
             last = summary
         starting = any(c.health == "starting" for c in containers)
         if status == AppStatus.running and not starting:
-            return
+            if all(c.health == "healthy" for c in containers):
+                return
+            running_since = running_since or time.monotonic()
+            if time.monotonic() - running_since >= SETTLE_SECONDS:
+                return
+            ctx.sleep(0.5)
+            continue
+        running_since = None
         bad = [
             c
             for c in containers

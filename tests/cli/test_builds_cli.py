@@ -16,6 +16,18 @@ from tests.support.registry import RegistryServer
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 
+def _remove_image(name: str) -> None:
+    import docker
+
+    client = docker.from_env()
+    try:
+        client.images.remove(name, force=True)
+    except docker.errors.ImageNotFound:
+        pass
+    finally:
+        client.close()
+
+
 @SQLITE_ONLY
 def test_submit_follow_status_dockerfile_and_list(
     env: dict[str, str],
@@ -48,7 +60,10 @@ def test_submit_follow_status_dockerfile_and_list(
         )
     )
 
-    submitted = ok(invoke("builds", "submit", str(spec), "--follow", env=cli))
+    try:
+        submitted = ok(invoke("builds", "submit", str(spec), "--follow", env=cli))
+    finally:
+        _remove_image(f"{registry.address}/{repo}:1")
     build_id = submitted.split()[1]
     status = json.loads(ok(invoke("builds", "status", build_id, env=cli)))
     dockerfile = ok(invoke("builds", "dockerfile", build_id, env=cli))

@@ -157,7 +157,7 @@ def test_cancel_stops_a_running_build_and_leaves_no_container(
     assert answer.status_code == 200, answer.text
     operation = wait_until_final(settings, operation_id, timeout=30)
 
-    assert operation.status == "canceled"
+    assert operation.status == "canceled", operation.error
     assert build_row(settings, build_id).status == "canceled"
 
     def leftovers() -> list:
