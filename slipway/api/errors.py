@@ -44,13 +44,24 @@ def error_body(
     }
 
 
+# FastBuild's compatibility routes answer in its own shape; everything else in the one above.
+FASTBUILD_PREFIX = "/api/fast-build/"
+
+
+def shaped_for(path: str, status: int, body: dict[str, Any]) -> dict[str, Any]:
+    """`body` as the route at `path` answers errors: FastBuild's routes wrap it in
+    `{code, message, data}` (`code` the HTTP status, slipway's error in `data.error`)."""
+    if not path.startswith(FASTBUILD_PREFIX):
+        return body
+    return {"code": status, "message": body["error"]["message"], "data": body}
+
+
 def error_response(
     request: Request, status: int, code: str, message: str, details: Any = None, **headers: str
 ) -> JSONResponse:
+    body = error_body(code, message, details, request_id_of(request))
     return JSONResponse(
-        error_body(code, message, details, request_id_of(request)),
-        status_code=status,
-        headers=headers or None,
+        shaped_for(request.url.path, status, body), status_code=status, headers=headers or None
     )
 
 

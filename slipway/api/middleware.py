@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from slipway.api.errors import error_body
+from slipway.api.errors import error_body, shaped_for
 
 log = logging.getLogger("slipway.request")
 
@@ -108,15 +108,14 @@ class RequestContextMiddleware:
                 "unhandled error in %s %s (request %s)", scope["method"], scope["path"], request_id
             )
             if not status["sent"]:
-                body = json.dumps(
-                    error_body(
-                        "internal",
-                        f"an unexpected error occurred; quote request id {request_id} when "
-                        "reporting it",
-                        None,
-                        request_id,
-                    )
-                ).encode()
+                error = error_body(
+                    "internal",
+                    f"an unexpected error occurred; quote request id {request_id} when "
+                    "reporting it",
+                    None,
+                    request_id,
+                )
+                body = json.dumps(shaped_for(scope["path"], 500, error)).encode()
                 status["code"] = 500
                 await write_audit(500)
                 await send(

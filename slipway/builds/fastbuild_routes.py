@@ -1,27 +1,23 @@
 """FastBuild's own routes under `/api/fast-build/`, for its existing clients.
 
 They answer in FastBuild's `{code, message, data}` shape — `code` 200 on success, else the HTTP
-status, with slipway's error (code, field, request id) in `data` — and take a bearer token like
-every other route. Each one is a thin shim over the same services the `/api/v1` routes use.
+status, with slipway's error (code, field, request id) in `data` (the app's one error handler
+shapes errors by path: `api/errors.shaped_for`) — and take a bearer token like every other
+route. Each one is a thin shim over the same services the `/api/v1` routes use.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Body, File, Form, Query, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 
 from slipway.api.deps import Admin, Operator, SessionDep, SettingsDep, Viewer
 from slipway.builds import callback_headers, callbacks, fastbuild, images, service
 from slipway.builds.schemas import BuildRead
 from slipway.jobs.models import Trigger
-
-Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
 def fastbuild_body(code: int, message: str, data: Any = None) -> dict[str, Any]:
@@ -32,37 +28,7 @@ def ok(message: str, data: Any = None) -> JSONResponse:
     return JSONResponse(fastbuild_body(200, message, data))
 
 
-async def _as_fastbuild(request: Request, exc: Exception) -> Response:
-    """Slipway's own answer to `exc` (the app's handlers), re-shaped for FastBuild's clients."""
-    handlers = request.app.exception_handlers
-    for cls in type(exc).__mro__:
-        if cls in handlers:
-            response = await handlers[cls](request, exc)
-            break
-    else:
-        raise exc
-    error = json.loads(bytes(response.body))["error"]
-    body = fastbuild_body(response.status_code, error["message"], {"error": error})
-    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length",)}
-    return JSONResponse(body, status_code=response.status_code, headers=headers)
-
-
-class FastBuildRoute(APIRoute):
-    """A route whose every error — auth, validation, refusal — comes in FastBuild's shape."""
-
-    def get_route_handler(self) -> Handler:
-        handler = super().get_route_handler()
-
-        async def run(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except Exception as exc:
-                return await _as_fastbuild(request, exc)
-
-        return run
-
-
-router = APIRouter(prefix="/api/fast-build", tags=["fastbuild"], route_class=FastBuildRoute)
+router = APIRouter(prefix="/api/fast-build", tags=["fastbuild"])
 
 
 # --- config --------------------------------------------------------------------------------------

@@ -16,7 +16,12 @@ from tests.conftest import bearer, wait_for
 from tests.jobs.helpers import wait_status
 
 # Set before `settings` is read: the catalog of these tests is tests/apps/library.
-pytestmark = pytest.mark.usefixtures("apps_env")
+# The lifecycle's SQL is the install's (tests/apps/test_install.py runs on both backends); these
+# exercise the engine, so SQLite alone keeps the suite's time in bounds.
+pytestmark = [
+    pytest.mark.usefixtures("apps_env"),
+    pytest.mark.parametrize("backend", ["sqlite"], indirect=True),
+]
 
 
 @pytest.fixture

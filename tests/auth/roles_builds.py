@@ -29,7 +29,8 @@ REQUESTS: dict[tuple[str, str], dict] = {
     ("POST", f"{FASTBUILD}/config/update-headers"): {"json": {"X-BizType": "DROS"}},
     ("POST", f"{FASTBUILD}/config/update-docker-server"): {"data": {"host": "127.0.0.1"}},
     ("POST", f"{FASTBUILD}/image/build-image"): {"json": {**_SPEC, "push": False}},
-    ("POST", f"{FASTBUILD}/image/pull-image"): {"params": {"image_name": "local/busybox:1"}},
+    # A registry that refuses at once: pulling from Docker Hub would wait for a network not here.
+    ("POST", f"{FASTBUILD}/image/pull-image"): {"params": {"image_name": "127.0.0.1:9/x/y:1"}},
     ("POST", f"{FASTBUILD}/image/check-image"): {"params": {"image_name": "local/busybox:1"}},
 }
 

@@ -172,6 +172,8 @@ def targets(settings, tokens) -> dict[str, str]:
     }
 
 
+# Who may call what does not depend on the backend (tests/auth covers tokens on both): SQLite only.
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(
     ("method", "path"), sorted(MINIMUM_ROLE), ids=[f"{m} {p}" for m, p in sorted(MINIMUM_ROLE)]
 )
