@@ -153,12 +153,8 @@ def list_tasks(
 ) -> JSONResponse:
     """The build task list, newest first, with each task's id."""
     builds = service.list_(session, limit=limit, task_name=task_name)
-    operations = service.operations_of(session, builds)
-    items = [
-        BuildRead.of(b, operations.get(b.operation_id or "")).model_dump(mode="json")
-        for b in builds
-    ]
-    return ok("build tasks", items)
+    views = BuildRead.list_of(builds, service.operations_of(session, builds))
+    return ok("build tasks", [view.model_dump(mode="json") for view in views])
 
 
 @router.get("/image/tasks/{task_id}")

@@ -1,19 +1,9 @@
-"""Docker image references: which registry host a name points at, and its repository and tag."""
+"""Docker image references: repository and tag, and the path a registry knows an image by.
+
+Which registry host a reference names is `targets.registry_checks.image_host`.
+"""
 
 from __future__ import annotations
-
-import re
-
-# The host part of a reference has a dot or a port, or is `localhost` (Docker's own rule).
-_HOST = re.compile(r"^(localhost|[^/]*[.:][^/]*)$")
-
-
-def registry_host(image: str) -> str | None:
-    """`10.101.12.128` for `10.101.12.128/ns/app:1`; None for a Docker Hub name like `ubuntu`."""
-    first, _, rest = image.partition("/")
-    if rest and _HOST.match(first):
-        return first
-    return None
 
 
 def split_image(image: str) -> tuple[str, str]:
@@ -26,3 +16,9 @@ def split_image(image: str) -> tuple[str, str]:
     if colon > slash:
         return name[:colon], name[colon + 1 :]
     return name, "latest"
+
+
+def registry_path(image: str) -> tuple[str, str]:
+    """(path in its registry, tag): `127.0.0.1:5000/x/y:1` → (`x/y`, `1`)."""
+    repository, tag = split_image(image)
+    return repository.split("/", 1)[1], tag

@@ -2,34 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import docker.errors
 from sqlalchemy.orm import Session
 
-from slipway.builds.imageref import registry_host, split_image
+from slipway.builds.imageref import registry_path, split_image
+from slipway.builds.service import default_endpoint
 from slipway.builds.streams import stream_error
 from slipway.core.config import Settings
 from slipway.core.errors import ExternalServiceError, InputError
 from slipway.remote.docker import describe_failure, docker_client
 from slipway.targets import registries
 from slipway.targets import service as targets
+from slipway.targets.registry_checks import image_host
 from slipway.targets.registry_client import RegistryClient
 
 PULL_TIMEOUT = 600
 
 
-def _parts(image: str, field: str) -> tuple[str, str]:
+def _parts(
+    image: str, field: str, split: Callable[[str], tuple[str, str]] = split_image
+) -> tuple[str, str]:
+    """`split(image)`, or an InputError naming `field`."""
     try:
-        return split_image(image)
+        return split(image)
     except ValueError as exc:
         raise InputError(f"{field}: {exc}", field=field) from None
 
 
 def pull(session: Session, settings: Settings, image: str, *, field: str) -> dict[str, Any]:
     """Pull `image` onto the default build endpoint; the registry's login when one matches."""
-    from slipway.builds.service import default_endpoint
-
     repository, tag = _parts(image, field)
     registry = registries.registry_for_image(session, image)
     auth = None
@@ -55,10 +59,10 @@ def pull(session: Session, settings: Settings, image: str, *, field: str) -> dic
 
 def check(session: Session, settings: Settings, image: str, *, field: str) -> dict[str, Any]:
     """Whether the registry `image` names holds it, by asking the registry for its manifest."""
-    repository, tag = _parts(image, field)
+    path, tag = _parts(image, field, registry_path)
     registry = registries.registry_for_image(session, image)
     if registry is None:
-        host = registry_host(image)
+        host = image_host(image)
         raise InputError(
             f"no registry is configured for {host or 'Docker Hub'}; add it with "
             "POST /api/v1/registries",
@@ -67,7 +71,7 @@ def check(session: Session, settings: Settings, image: str, *, field: str) -> di
         )
     login = registries.registry_login(session, settings, registry)
     with RegistryClient(login) as client:
-        manifest = client.manifest(repository.split("/", 1)[1], tag)
+        manifest = client.manifest(path, tag)
     if manifest is None:
         return {"image": image, "exists": False, "digest": None, "size": None}
     return {"image": image, "exists": True, "digest": manifest.digest, "size": manifest.size}

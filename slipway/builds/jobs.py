@@ -16,7 +16,7 @@ import docker.errors
 
 from slipway.builds import callbacks  # noqa: F401  (registers build.callback)
 from slipway.builds.dockerfile import MANAGED_LABEL, BuildContext
-from slipway.builds.imageref import split_image
+from slipway.builds.imageref import registry_path, split_image
 from slipway.builds.models import Build, BuildStatus
 from slipway.builds.streams import CancelableStreams, stream_error
 from slipway.core.db import utcnow
@@ -195,8 +195,7 @@ class BuildRun:
     def _verify(self, pushed_digest: str) -> None:
         assert self.login is not None
         started = time.monotonic()
-        repository, tag = split_image(self.build.target_image)
-        path = repository.split("/", 1)[1]
+        path, tag = registry_path(self.build.target_image)
         try:
             with RegistryClient(self.login) as registry:
                 manifest = registry.manifest(path, tag)
@@ -284,21 +283,21 @@ def build_image(ctx: OperationContext) -> dict[str, Any]:
     run = BuildRun(ctx)
     try:
         result = run.run()
-    except OperationCanceledError:
-        run.finish(BuildStatus.canceled, {"code": "canceled", "message": "the build was canceled"})
-        raise
-    except docker.errors.DockerException as exc:
-        failure = describe_failure(run.engine, exc)
-        if ctx.is_canceled:
-            run.finish(BuildStatus.canceled, {"code": "canceled", "message": "canceled"})
+    except BaseException as exc:
+        failure = (
+            describe_failure(run.engine, exc)
+            if isinstance(exc, docker.errors.DockerException)
+            else exc
+        )
+        # A cut-off stream fails in many ways; after a cancel each of them means "canceled".
+        if isinstance(exc, OperationCanceledError) or ctx.is_canceled:
+            run.finish(
+                BuildStatus.canceled, {"code": "canceled", "message": "the build was canceled"}
+            )
             raise OperationCanceledError("the operation was canceled") from None
         run.finish(BuildStatus.failed, _error_of(failure, ctx))
+        if failure is exc:
+            raise
         raise failure from None
-    except BaseException as exc:
-        if ctx.is_canceled:
-            run.finish(BuildStatus.canceled, {"code": "canceled", "message": "canceled"})
-            raise OperationCanceledError("the operation was canceled") from None
-        run.finish(BuildStatus.failed, _error_of(exc, ctx))
-        raise
     run.finish(BuildStatus.succeeded, None)
     return result

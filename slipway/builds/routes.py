@@ -66,8 +66,7 @@ def list_builds(
     if before is not None and not isinstance(before, int):
         raise InputError("cursor is not valid; pass next_cursor unchanged", field="cursor")
     builds = service.list_(session, limit=limit, before=before, status=status_, task_name=task_name)
-    operations = service.operations_of(session, builds)
-    items = [BuildRead.of(b, operations.get(b.operation_id or "")) for b in builds]
+    items = BuildRead.list_of(builds, service.operations_of(session, builds))
     next_cursor = encode_cursor(builds[-1].id) if len(builds) == limit else None
     return BuildList(items=items, next_cursor=next_cursor)
 

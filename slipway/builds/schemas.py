@@ -79,6 +79,11 @@ class BuildRead(BaseModel):
             finished_at=build.finished_at,
         )
 
+    @classmethod
+    def list_of(cls, builds: list[Build], operations: dict[str, Operation]) -> list[BuildRead]:
+        """Each build with its operation (`operations` by id, as `service.operations_of` reads)."""
+        return [cls.of(build, operations.get(build.operation_id or "")) for build in builds]
+
 
 class BuildAccepted(BaseModel):
     operation: OperationRead

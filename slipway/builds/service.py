@@ -14,9 +14,8 @@ from sqlalchemy.orm import Session
 
 from slipway.builds import callbacks, dockerfile, mirrors
 from slipway.builds import spec as specs
-from slipway.builds.imageref import registry_host
 from slipway.builds.models import Build, BuildStatus
-from slipway.core import outbound
+from slipway.core import outbound, runtime_settings
 from slipway.core.config import Settings
 from slipway.core.errors import ConflictError, InputError, NotFoundError
 from slipway.core.outbound_allow import allow_list
@@ -26,6 +25,7 @@ from slipway.jobs.models import Operation, Trigger
 from slipway.targets import registries
 from slipway.targets import service as targets
 from slipway.targets.models import Registry
+from slipway.targets.registry_checks import image_host
 
 # Builds on one engine share this lock key; its capacity is the engine's build concurrency.
 LOCK_PREFIX = "endpoint-builds:"
@@ -48,7 +48,7 @@ def _registry_for(session: Session, spec: specs.BuildSpec, field: str) -> str | 
     registry = registries.registry_for_image(session, spec.target_image)
     if registry is not None:
         return registry.name
-    host = registry_host(spec.target_image)
+    host = image_host(spec.target_image)
     where = f"host {host!r}" if host else "Docker Hub"
     raise InputError(
         f"no registry is configured for {where} of {spec.target_image!r}; add it with "
@@ -74,8 +74,6 @@ def _check_callback(session: Session, settings: Settings, url: str, field: str) 
 
 def default_endpoint(session: Session, settings: Settings) -> str:
     """Where a build runs when its request does not say: FastBuild's docker server, else local."""
-    from slipway.core import runtime_settings
-
     name = runtime_settings.get(session, "builds.default_endpoint", None)
     if isinstance(name, str) and targets.get(session, name) is not None:
         return name
