@@ -15,28 +15,6 @@ from slipway.core.db import execute_autocommit, utcnow
 _INSERT = insert(AuditEntry.__table__)
 
 
-def record(
-    session: Session,
-    *,
-    actor: str | None,
-    action: str,
-    target: str | None,
-    source_ip: str | None,
-    status_code: int,
-    request_id: str | None,
-    details: dict[str, Any] | None = None,
-) -> None:
-    """Add one row in the session's transaction; text longer than its column is cut, so that no
-    request goes unrecorded.
-
-    A plain INSERT rather than an ORM object: every mutating request writes one, and the unit of
-    work costs more than the statement."""
-    session.execute(
-        _INSERT,
-        _values(actor, action, target, source_ip, status_code, request_id, details),
-    )
-
-
 def record_now(
     settings: Settings,
     *,
