@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -24,6 +25,7 @@ from types import FrameType
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 from sqlalchemy import select, update
@@ -52,6 +54,41 @@ class SlipwayWorker(SimpleWorker):
     # four per job say less, and writing them (to the console and the log file) cost about
     # 0.2 ms of CPU per job, as much as a trivial job's own work.
     log_result_lifespan = False
+    # RQ refreshes its worker key (a write and two expiries) before and after every dequeue,
+    # before every job and with every suspension check: nine round trips and twelve commands per
+    # job, more than a trivial job's own. Here a refresh is sent at most every few seconds, unless
+    # it asks for a longer lifetime than the last one set; and each sets at least worker_ttl +
+    # 60 s, which outlasts both that gap and the blocking dequeue (worker_ttl - 15 s) after it.
+    rq_heartbeat_every = 5.0
+    _rq_heartbeat_at = -math.inf
+    _rq_heartbeat_ttl = 0
+    # The worker's state as RQ shows it (`rq info`), when it changed outside a round trip of
+    # RQ's: written with the next one (the suspension check before each dequeue).
+    _unsent_state: str | None = None
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        ttl = max(timeout or 0, self.worker_ttl + 60)
+        if pipeline is not None and self._unsent_state is not None:
+            pipeline.hset(self.key, "state", self._unsent_state)
+            self._unsent_state = None
+        now = time.monotonic()
+        if now - self._rq_heartbeat_at < self.rq_heartbeat_every and ttl <= self._rq_heartbeat_ttl:
+            return
+        self._rq_heartbeat_at, self._rq_heartbeat_ttl = now, ttl
+        if pipeline is not None:  # part of a round trip RQ makes anyway
+            super().heartbeat(ttl, pipeline=pipeline)
+            return
+        with self.connection.pipeline(transaction=False) as own:
+            super().heartbeat(ttl, pipeline=own)
+            own.execute()
+
+    def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
+        if pipeline is not None:
+            self._unsent_state = None
+            super().set_state(state, pipeline=pipeline)
+        elif state != self._state:
+            # After each job RQ marks the worker idle (and again before the dequeue).
+            self._state = self._unsent_state = state
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         WORKER_STOPPING.set()
