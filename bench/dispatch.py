@@ -30,6 +30,7 @@ import json
 import signal
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -302,8 +303,9 @@ def bench(backend: str) -> Table:
 
 
 def main() -> None:
+    """`python bench/dispatch.py [postgresql] [sqlite]`: the backends to measure (default both)."""
     started = time.monotonic()
-    tables = [bench("postgresql"), bench("sqlite")]
+    tables = [bench(backend) for backend in sys.argv[1:] or ("postgresql", "sqlite")]
     finish(tables, started)
 
 

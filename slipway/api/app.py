@@ -15,7 +15,7 @@ from starlette.types import Scope
 from slipway import __version__
 from slipway.api.errors import install_error_handlers
 from slipway.api.middleware import RequestContextMiddleware, audit_values, route_template
-from slipway.api.router import api_router, root_router
+from slipway.api.router import API_ROUTERS, ROOT_ROUTERS
 from slipway.audit import service as audit_service
 from slipway.auth.service import listen_for_changes
 from slipway.core import security
@@ -74,7 +74,9 @@ def create_app(settings: Settings | None = None, *, run_maintenance: bool = True
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.include_router(api_router, prefix="/api/v1")
-    app.include_router(root_router)
+    for router in API_ROUTERS:
+        app.include_router(router, prefix="/api/v1")
+    for router in ROOT_ROUTERS:
+        app.include_router(router)
     app.add_middleware(RequestContextMiddleware, audit=_audit_writer(settings))
     return app

@@ -37,16 +37,23 @@ async def app_settings(request: Request) -> Settings:
 async def get_session(
     settings: Annotated[Settings, Depends(app_settings)],
 ) -> AsyncIterator[Session]:
-    # Making a session opens no connection; closing one that never began a transaction (or
-    # whose last one was committed) touches no connection either.
+    # Making a session opens no connection; closing one that holds none (it never ran a
+    # statement, or its last transaction was committed) touches no connection either.
     session = session_factory(settings)()
     try:
         yield session
     finally:
-        if session.in_transaction():
+        if _holds_connection(session):
             await run_in_threadpool(session.close)
         else:
             session.close()
+
+
+def _holds_connection(session: Session) -> bool:
+    # `in_transaction()` is also true once an object was merely added (a transaction began, with
+    # no connection yet); only a held connection has a rollback to send on close.
+    transaction = session.get_transaction()
+    return transaction is not None and bool(transaction._connections)
 
 
 SettingsDep = Annotated[Settings, Depends(app_settings)]

@@ -21,25 +21,26 @@ from slipway.targets.host_routes import router as hosts_router
 from slipway.targets.registry_routes import router as registries_router
 from slipway.targets.routes import router as docker_endpoints_router
 
-api_router = APIRouter()
-api_router.include_router(auth_router)
-api_router.include_router(audit_router)
-api_router.include_router(operations_router)
-api_router.include_router(system_router)
-api_router.include_router(upgrade_router)
-api_router.include_router(catalog_router)
-api_router.include_router(docker_endpoints_router)
-api_router.include_router(apps_router)
-api_router.include_router(hosts_router)
-api_router.include_router(releases_router)
-api_router.include_router(profiles_router)
-api_router.include_router(registries_router)
-api_router.include_router(settings_router)
-api_router.include_router(mirrors_router)
-api_router.include_router(builds_router)
-api_router.include_router(callbacks_router)
-
-root_router = APIRouter()
-root_router.include_router(metrics_router)
+# Each router is included in the app itself (`api.app`), not through a router of routers: since
+# FastAPI 0.137 an included router is matched level by level, and each level walked the whole
+# tree below it on every request.
+API_ROUTERS: list[APIRouter] = [
+    operations_router,
+    auth_router,
+    audit_router,
+    system_router,
+    upgrade_router,
+    catalog_router,
+    docker_endpoints_router,
+    apps_router,
+    hosts_router,
+    releases_router,
+    profiles_router,
+    registries_router,
+    settings_router,
+    mirrors_router,
+    builds_router,
+    callbacks_router,
+]
 # FastBuild's routes for its existing clients: outside /api/v1, in its {code, message, data} shape.
-root_router.include_router(fastbuild_router)
+ROOT_ROUTERS: list[APIRouter] = [metrics_router, fastbuild_router]

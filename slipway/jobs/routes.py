@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URLPath
 
 from slipway.api.deps import Operator, SessionDep, SettingsDep, Viewer, audit_row, audited
@@ -86,7 +88,7 @@ def list_operations(
 
 
 @router.post("", response_model=OperationEnvelope, status_code=status.HTTP_202_ACCEPTED)
-def create_operation(
+async def create_operation(
     principal: Operator,
     session: SessionDep,
     settings: SettingsDep,
@@ -102,17 +104,22 @@ def create_operation(
             field="kind",
             code="kind_not_startable",
         )
-    operation = service.submit(
-        session,
-        settings,
-        kind=body.kind,
-        subject=body.subject,
-        params=body.params,
-        actor=principal.name,
-        trigger=Trigger.api,
-        scheduled_for=body.scheduled_for,
-        # The audit row commits with the operation.
-        also_insert=[audit_row(request, status.HTTP_202_ACCEPTED)],
+    # `async def` with the one blocking call sent to the thread pool: FastAPI runs a plain `def`
+    # endpoint there, and then its response model's validation in a second trip.
+    operation = await run_in_threadpool(
+        functools.partial(
+            service.submit,
+            session,
+            settings,
+            kind=body.kind,
+            subject=body.subject,
+            params=body.params,
+            actor=principal.name,
+            trigger=Trigger.api,
+            scheduled_for=body.scheduled_for,
+            # The audit row commits with the operation.
+            also_insert=[audit_row(request, status.HTTP_202_ACCEPTED)],
+        )
     )
     audited(request, status.HTTP_202_ACCEPTED)
     return accepted(response, request, OperationRead.of(operation))

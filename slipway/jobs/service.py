@@ -12,7 +12,7 @@ from sqlalchemy import JSON, Table, bindparam, func, insert, select, tuple_, upd
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from slipway.core.config import Settings
-from slipway.core.db import execute_autocommit, hold_mutex, utcnow
+from slipway.core.db import execute_on_driver, hold_mutex, utcnow
 from slipway.core.errors import InputError, InvalidStateError, NotFoundError
 from slipway.core.redis import get_redis, key
 from slipway.jobs import locks, queue
@@ -149,7 +149,8 @@ def _insert_at_once(
     also_insert: Sequence[tuple[Table, dict[str, Any]]],
 ) -> None:
     """`_insert` and `_insert_rows` as one statement, its own transaction (PostgreSQL: the other
-    rows are INSERTs in a WITH clause, which commit or fail with the operation's)."""
+    rows are INSERTs in a WITH clause, which commit or fail with the operation's), handed to the
+    driver directly (`execute_on_driver`: every column has its parameter)."""
     tables = tuple(table for table, _ in also_insert)
     statement = _at_once_statements.get(tables)
     if statement is None:
@@ -158,7 +159,7 @@ def _insert_at_once(
     params = {f"op_{name}": row.get(name) for name in _DEFAULTS}
     for index, (table, values) in enumerate(also_insert):
         params.update({f"r{index}_{c.key}": values.get(c.key) for c in _insertable(table)})
-    execute_autocommit(settings, statement, params)
+    execute_on_driver(settings, statement, params)
     make_transient_to_detached(operation)
     session.add(operation)
 
