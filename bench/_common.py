@@ -134,6 +134,20 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def servers_cpu_seconds() -> dict[str, float]:
+    """CPU time so far of the PostgreSQL and Redis server processes on this machine (all of their
+    processes: a backend that exits takes its share with it, so measure across work that keeps
+    its connections)."""
+    totals = {"postgres": 0.0, "redis-server": 0.0}
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        name = process.info["name"] or ""
+        for server in totals:
+            if name.startswith(server) and process.info["cpu_times"] is not None:
+                times = process.info["cpu_times"]
+                totals[server] += times.user + times.system
+    return totals
+
+
 def claim_redis() -> tuple[str, redis.Redis]:
     """Database 12 (or the first free even one from 14 down), claimed like a test session does,
     then flushed. SLIPWAY_BENCH_REDIS_URL with a database number is taken as it is."""

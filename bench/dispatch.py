@@ -33,12 +33,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from _common import Instance, Table, cpu_seconds, finish, ms, percentile
+from _common import Instance, Table, cpu_seconds, finish, ms, percentile, servers_cpu_seconds
 from _kinds import MARKS
 from rq import Queue
 from rq.job import Job
@@ -257,10 +258,16 @@ def bench(backend: str) -> Table:
         client_cpu: list[tuple[float, float]] = []
         cpu = [cpu_seconds(pid) for pid in pids]
         cpu_bare = sum(cpu_seconds(pid) for pid in bare_pids)
+        servers = {"slipway": Counter[str](), "bare": Counter[str]()}
         for _ in range(ROUNDS):
             # Interleaved, so that each ratio compares two runs under the same load.
+            before = servers_cpu_seconds()
             ops, posts, post_cpu = slipway_throughput(inst, url, paused=[])
+            between = servers_cpu_seconds()
             jobs, enqueue_cpu = bare_throughput(inst, paused=[])
+            after = servers_cpu_seconds()
+            servers["slipway"].update({k: between[k] - before[k] for k in before})
+            servers["bare"].update({k: after[k] - between[k] for k in before})
             rounds.append((ops, jobs, posts))
             client_cpu.append((post_cpu, enqueue_cpu))
         api_cpu = cpu_ms_per_job(pids[:1], cpu[0], BURST * ROUNDS)
@@ -295,6 +302,15 @@ def bench(backend: str) -> Table:
             f"{worker_cpu:.1f} | {bare_cpu:.1f} ms",
         )
         table.add("  CPU per job: slipway API (POST)", f"{api_cpu:.1f} ms")
+        per_job = {
+            side: {k: v / (BURST * ROUNDS) * 1000 for k, v in used.items()}
+            for side, used in servers.items()
+        }
+        table.add(
+            "  CPU per job: PostgreSQL | Redis, slipway",
+            f"{per_job['slipway']['postgres']:.1f} | {per_job['slipway']['redis-server']:.1f} ms",
+        )
+        table.add("  CPU per job: Redis, bare RQ", f"{per_job['bare']['redis-server']:.1f} ms")
         table.add(
             "  CPU per job: bench client, POST | bare enqueue",
             f"{post_cpu:.1f} | {enqueue_cpu:.1f} ms",

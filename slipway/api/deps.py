@@ -3,13 +3,13 @@
 The ones every request goes through are `async def` and do no blocking work on the event loop:
 a plain `def` dependency costs a hop to the thread pool and back (FastAPI runs it there), and a
 request used to make five such hops before its endpoint ran. Only what blocks (a database read
-when the principal is not remembered, closing a session that is still in a transaction) is sent
-to the thread pool.
+when the principal is not remembered) is sent to the thread pool. The request's session
+(`SessionDep`) is closed by the request middleware (`api.sessions`).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from slipway.api.middleware import audit_values, mark_audited
+from slipway.api.sessions import get_session
 from slipway.audit import service as audit_service
 from slipway.auth import service as auth_service
 from slipway.auth.models import Role
@@ -32,28 +33,6 @@ async def app_settings(request: Request) -> Settings:
     """The settings the app was created with (kept on app.state: a dependency override would
     make FastAPI rebuild every sub-dependency on every request)."""
     return request.app.state.settings  # type: ignore[no-any-return]
-
-
-async def get_session(
-    settings: Annotated[Settings, Depends(app_settings)],
-) -> AsyncIterator[Session]:
-    # Making a session opens no connection; closing one that holds none (it never ran a
-    # statement, or its last transaction was committed) touches no connection either.
-    session = session_factory(settings)()
-    try:
-        yield session
-    finally:
-        if _holds_connection(session):
-            await run_in_threadpool(session.close)
-        else:
-            session.close()
-
-
-def _holds_connection(session: Session) -> bool:
-    # `in_transaction()` is also true once an object was merely added (a transaction began, with
-    # no connection yet); only a held connection has a rollback to send on close.
-    transaction = session.get_transaction()
-    return transaction is not None and bool(transaction._connections)
 
 
 SettingsDep = Annotated[Settings, Depends(app_settings)]

@@ -20,6 +20,7 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from slipway.api.errors import error_body, shaped_for
+from slipway.api.sessions import close_sessions
 
 log = logging.getLogger("slipway.request")
 
@@ -131,6 +132,7 @@ class RequestContextMiddleware:
                 )
                 await send({"type": "http.response.body", "body": body})
         finally:
+            await close_sessions(scope)
             duration_ms = (time.perf_counter() - started) * 1000
             user = scope["state"].get("actor") or "-"
             log.info(
