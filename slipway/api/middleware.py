@@ -95,6 +95,7 @@ class RequestContextMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                await close_sessions(scope)
                 await write_audit(message["status"])
                 status["sent"] = True
                 headers = list(message.get("headers", []))
@@ -118,6 +119,7 @@ class RequestContextMiddleware:
                 )
                 body = json.dumps(shaped_for(scope["path"], 500, error)).encode()
                 status["code"] = 500
+                await close_sessions(scope)
                 await write_audit(500)
                 await send(
                     {
@@ -132,7 +134,7 @@ class RequestContextMiddleware:
                 )
                 await send({"type": "http.response.body", "body": body})
         finally:
-            await close_sessions(scope)
+            await close_sessions(scope, is_done=True)
             duration_ms = (time.perf_counter() - started) * 1000
             user = scope["state"].get("actor") or "-"
             log.info(

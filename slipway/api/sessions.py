@@ -1,5 +1,7 @@
 """The database session of a request: opened by the `SessionDep` dependency, closed by the request
-middleware once the answer is sent.
+middleware when the answer starts (before the audit row is written: on SQLite a session still in a
+write transaction would hold the lock that row waits for) and again when the request ends, should
+the session have been used after that.
 
 Not a `yield` dependency: FastAPI runs one through an async context manager, an exit stack and a
 shielded cancel scope, which cost a POST about as much CPU as its INSERT did."""
@@ -23,10 +25,12 @@ async def get_session(request: Request) -> Session:
     return session
 
 
-async def close_sessions(scope: Scope) -> None:
-    """Close the sessions the request opened; only one that holds a connection (to roll back and
-    return) is closed in the thread pool."""
-    for session in scope.get("state", {}).pop(_SESSIONS, ()):
+async def close_sessions(scope: Scope, *, is_done: bool = False) -> None:
+    """Close the sessions the request opened (and forget them once the request `is_done`); only
+    one that holds a connection (to roll back and return) is closed in the thread pool."""
+    state = scope.get("state", {})
+    sessions = state.pop(_SESSIONS, ()) if is_done else state.get(_SESSIONS, ())
+    for session in sessions:
         if _holds_connection(session):
             await run_in_threadpool(session.close)
         else:

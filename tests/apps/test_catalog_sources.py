@@ -17,7 +17,7 @@ import pytest
 from slipway.apps import catalog_fetch
 from slipway.core.config import get_settings
 from tests.api.fixtures import cheap_hashes
-from tests.api.helpers import assert_error, assert_invalid
+from tests.api.helpers import assert_error, assert_invalid, audit_rows
 from tests.apps.catalog_helpers import (
     StaticServer,
     add_member,
@@ -468,3 +468,7 @@ def test_a_chain_of_links_that_leaves_the_tree_is_refused(settings, client, admi
     assert "link out of the tree" in error["message"]
     assert client.get(f"{SOURCES}/chain", headers=admin).status_code == 404
     assert not (settings.data_dir / "catalogs" / "chain").exists()
+    # The refusal is audited although the request's session had begun writing (on SQLite that
+    # session must let go of the write lock before the audit row is stored).
+    refused = [row for row in audit_rows(settings) if row.action == f"POST {SOURCES}"]
+    assert [row.status_code for row in refused] == [422]
