@@ -161,15 +161,31 @@ def execute_on_driver(settings: Settings, statement: Any, params: dict[str, Any]
             names = [column.name for column in cursor.description or ()]
             cursor.close()
             return SimpleNamespace(**dict(zip(names, row, strict=True))) if row else None
-        except (dbapi.OperationalError, dbapi.InterfaceError):
+        except (dbapi.OperationalError, dbapi.InterfaceError) as exc:
             # A dead pooled connection (the database restarted): drop it, try a fresh one, as
             # `execute_autocommit` does.
             connection.invalidate()
             if attempt == 2:
-                raise
+                raise _as_sqlalchemy_error(exc, compiled.sql, engine) from exc
+        except dbapi.Error as exc:
+            raise _as_sqlalchemy_error(exc, compiled.sql, engine) from exc
         finally:
             connection.close()
     return None
+
+
+def _as_sqlalchemy_error(exc: Exception, sql: str, engine: Engine) -> DBAPIError:
+    """The error SQLAlchemy would have raised (`ProgrammingError` for a missing table, ...), so that
+    callers tell a database error apart the same way whichever path ran the statement; without
+    the parameters, which may hold what a user sent."""
+    return DBAPIError.instance(
+        sql,
+        None,
+        exc,
+        engine.dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        dialect=engine.dialect,
+    )
 
 
 class _DriverStatement:
