@@ -332,11 +332,22 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 30, what: str = "
 # --- API clients and users ------------------------------------------------------------------------
 
 
+_shared_app: list[Any] = []
+
+
 @pytest.fixture
 def app(settings: Settings) -> Any:
+    """The app, given this test's settings. One app object serves the whole session: FastAPI works
+    out each route's dependencies the first time a request reaches it in an app (about 0.3 s for
+    the whole route table, paid again by every new app), and an app reads its settings from
+    `app.state.settings` when it uses them."""
     from slipway.api.app import create_app
 
-    return create_app(settings, run_maintenance=False)
+    if not _shared_app:
+        _shared_app.append(create_app(settings, run_maintenance=False))
+    shared = _shared_app[0]
+    shared.state.settings = settings
+    return shared
 
 
 @pytest.fixture

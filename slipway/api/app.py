@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from anyio import to_thread
 from fastapi import FastAPI
@@ -30,11 +29,8 @@ log = logging.getLogger(__name__)
 __all__ = ["create_app", "route_template"]
 
 
-def _audit_writer(settings: Settings) -> Any:
-    def write(scope: Scope, status_code: int) -> None:
-        audit_service.record_now(settings, **audit_values(scope, status_code))
-
-    return write
+def _write_audit(scope: Scope, status_code: int) -> None:
+    audit_service.record_now(scope["app"].state.settings, **audit_values(scope, status_code))
 
 
 async def _maintenance_loop(settings: Settings) -> None:
@@ -51,7 +47,8 @@ def create_app(settings: Settings | None = None, *, run_maintenance: bool = True
     load_kinds(settings)
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings = app.state.settings
         with session_scope(settings) as session:
             open_vault(session, settings)
         await to_thread.run_sync(security.warm_up)
@@ -72,11 +69,13 @@ def create_app(settings: Settings | None = None, *, run_maintenance: bool = True
         openapi_url="/openapi.json",
         docs_url="/docs",
     )
+    # The one place the app's settings live: everything (dependencies, the audit writer, the
+    # lifespan) reads them from here, at the time of use.
     app.state.settings = settings
     install_error_handlers(app)
     for router in API_ROUTERS:
         app.include_router(router, prefix="/api/v1")
     for router in ROOT_ROUTERS:
         app.include_router(router)
-    app.add_middleware(RequestContextMiddleware, audit=_audit_writer(settings))
+    app.add_middleware(RequestContextMiddleware, audit=_write_audit)
     return app

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from slipway.api.app import create_app
 from slipway.core.db import session_scope
 from slipway.jobs import service as jobs_service
 from slipway.jobs.models import Operation
@@ -23,12 +24,14 @@ SECRET = "the-database-password-is-hunter2"
 
 
 @pytest.fixture
-def failing_client(app):
-    """The app with one more route, which fails the way a bug would."""
+def failing_client(settings):
+    """An app of its own (not the session's shared one) with one more route, which fails the way
+    a bug would."""
 
     def explode() -> None:
         raise RuntimeError(f"could not connect with {SECRET}")
 
+    app = create_app(settings, run_maintenance=False)
     app.add_api_route("/api/v1/test-explode", explode, methods=["GET", "POST"])
     with TestClient(app) as client:
         yield client
