@@ -82,6 +82,9 @@ class RequestContextMiddleware:
         audit = {"done": False}
 
         async def write_audit(code: int) -> None:
+            # The endpoint is done: its sessions are closed first (on SQLite one still in a write
+            # transaction holds the lock the audit row waits for).
+            await close_sessions(scope)
             if not is_mutating or audit["done"]:
                 return
             audit["done"] = True
@@ -95,7 +98,6 @@ class RequestContextMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
-                await close_sessions(scope)
                 await write_audit(message["status"])
                 status["sent"] = True
                 headers = list(message.get("headers", []))
@@ -119,7 +121,6 @@ class RequestContextMiddleware:
                 )
                 body = json.dumps(shaped_for(scope["path"], 500, error)).encode()
                 status["code"] = 500
-                await close_sessions(scope)
                 await write_audit(500)
                 await send(
                     {

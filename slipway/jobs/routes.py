@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import functools
 import json
 from datetime import datetime
 from typing import Annotated
@@ -107,19 +106,17 @@ async def create_operation(
     # `async def` with the one blocking call sent to the thread pool: FastAPI runs a plain `def`
     # endpoint there, and then its response model's validation in a second trip.
     operation = await run_in_threadpool(
-        functools.partial(
-            service.submit,
-            session,
-            settings,
-            kind=body.kind,
-            subject=body.subject,
-            params=body.params,
-            actor=principal.name,
-            trigger=Trigger.api,
-            scheduled_for=body.scheduled_for,
-            # The audit row commits with the operation.
-            also_insert=[audit_row(request, status.HTTP_202_ACCEPTED)],
-        )
+        service.submit,
+        session,
+        settings,
+        kind=body.kind,
+        subject=body.subject,
+        params=body.params,
+        actor=principal.name,
+        trigger=Trigger.api,
+        scheduled_for=body.scheduled_for,
+        # The audit row commits with the operation.
+        also_insert=[audit_row(request, status.HTTP_202_ACCEPTED)],
     )
     audited(request, status.HTTP_202_ACCEPTED)
     return accepted(response, request, OperationRead.of(operation))
