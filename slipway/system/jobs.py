@@ -18,46 +18,37 @@ from slipway.targets import service as targets
 @operation_kind("system.check", timeout=300, is_public=True)
 def check(ctx: OperationContext) -> dict[str, Any]:
     """Check every part slipway depends on; one log line per check."""
+    results = []
     with ctx.session() as session:
-        checks = [
+        local_checks = [
             lambda: service.check_database(session, ctx.settings),
             lambda: service.check_redis(ctx.settings),
             lambda: service.check_workers(ctx.settings),
             lambda: service.check_data_dir(ctx.settings),
         ]
-        results = []
-        for index, run_check in enumerate(checks):
+        for index, run_check in enumerate(local_checks):
             ctx.check()
             result = run_check()
             results.append(result)
-            ctx.log(f"{'ok  ' if result.ok else 'FAIL'} {result.name}: {result.message}")
-            ctx.progress(index + 1, len(checks))
+            _log_result(ctx, result)
+            ctx.progress(index + 1, len(local_checks))
+    # Every configured Docker endpoint, SSH host and registry: each kind tested in parallel, the
+    # outcome recorded on its rows.
+    for check_all in (
+        targets.check_endpoints,
+        host_probe.check_hosts,
+        registries.check_registries,
+    ):
         ctx.check()
-        # Every configured Docker endpoint, pinged in parallel.
-        for endpoint in targets.check_endpoints(session, ctx.settings):
-            result = service.CheckResult(**endpoint)
-            results.append(result)
-            ctx.log(f"{'ok  ' if result.ok else 'FAIL'} {result.name}: {result.message}")
-        # Committed before the next log line: on SQLite an open write would lock the log out.
-        session.commit()
-        ctx.check()
-        # Every SSH host, connected to and tested in parallel.
-        hosts = host_probe.check_hosts(session, ctx.settings)
-        session.commit()
-        for host in hosts:
-            result = service.CheckResult(**host)
-            results.append(result)
-            ctx.log(f"{'ok  ' if result.ok else 'FAIL'} {result.name}: {result.message}")
-        session.commit()
-        ctx.check()
-        # Every registry, logged in to in parallel with its saved password.
-        checked_registries = registries.check_registries(session, ctx.settings)
-        session.commit()
-        for registry in checked_registries:
-            result = service.CheckResult(**registry)
-            results.append(result)
-            ctx.log(f"{'ok  ' if result.ok else 'FAIL'} {result.name}: {result.message}")
-        session.commit()
+        with ctx.session() as session:
+            found = [service.CheckResult(**row) for row in check_all(session, ctx.settings)]
+            # Committed before the lines are logged: on SQLite the open write would hold the one
+            # write lock, and the log writer's flush on this thread (the worker's heartbeat with
+            # it) would wait for it until the busy timeout.
+            session.commit()
+        for result in found:
+            _log_result(ctx, result)
+        results.extend(found)
     failing = [r.to_dict() for r in results if not r.ok]
     summary = {"checks": [r.to_dict() for r in results], "failing": failing}
     if failing:
@@ -68,6 +59,10 @@ def check(ctx: OperationContext) -> dict[str, Any]:
             result=summary,
         )
     return summary
+
+
+def _log_result(ctx: OperationContext, result: service.CheckResult) -> None:
+    ctx.log(f"{'ok  ' if result.ok else 'FAIL'} {result.name}: {result.message}")
 
 
 @operation_kind("system.purge", timeout=3600)

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import update
+
 from slipway.core.config import Settings
-from slipway.core.db import session_factory
+from slipway.core.db import session_factory, utcnow
 from slipway.jobs import service
+from slipway.jobs.context import OperationContext
 from slipway.jobs.models import Operation
 from tests.conftest import wait_for
 
@@ -22,6 +25,22 @@ def load(settings: Settings, operation_id: str) -> Operation:
         operation = session.get(Operation, operation_id)
         assert operation is not None
         return operation
+
+
+def running_context(
+    settings: Settings, operation_id: str, kind: str = "test.steps"
+) -> OperationContext:
+    """The operation as a worker's runner holds it after its claim: to run a job in the test."""
+    with session_factory(settings)() as session:
+        session.execute(
+            update(Operation)
+            .where(Operation.id == operation_id)
+            .values(status="running", started_at=utcnow(), heartbeat_at=utcnow(), worker="w")
+        )
+        session.commit()
+    return OperationContext(
+        operation_id=operation_id, kind=kind, params={}, state={}, attempt=1, settings=settings
+    )
 
 
 def wait_status(

@@ -3,39 +3,16 @@ numbers the lines, and the "cancel requested" note is one of them."""
 
 from __future__ import annotations
 
-from sqlalchemy import update
-
-from slipway.core.db import session_factory, utcnow
+from slipway.core.db import session_factory
 from slipway.jobs import logs as oplogs
 from slipway.jobs import service
-from slipway.jobs.context import OperationContext
-from slipway.jobs.models import Operation
 from tests.conftest import Processes, wait_for
-from tests.jobs.helpers import submit, wait_status
+from tests.jobs.helpers import running_context, submit, wait_status
 
 
 def stored(settings, operation_id: str) -> list[tuple[int, str]]:
     with session_factory(settings)() as session:
         return [(line.seq, line.text) for line in oplogs.read_lines(session, operation_id)]
-
-
-def running_context(settings, operation_id: str) -> OperationContext:
-    """The operation as a worker's runner holds it right after its claim."""
-    with session_factory(settings)() as session:
-        session.execute(
-            update(Operation)
-            .where(Operation.id == operation_id)
-            .values(status="running", started_at=utcnow(), heartbeat_at=utcnow(), worker="w")
-        )
-        session.commit()
-    return OperationContext(
-        operation_id=operation_id,
-        kind="test.steps",
-        params={},
-        state={},
-        attempt=1,
-        settings=settings,
-    )
 
 
 def test_a_cancel_does_not_take_the_number_of_a_line_not_stored_yet(settings, monkeypatch):

@@ -9,8 +9,11 @@ from slipway import __version__
 from slipway.api.app import create_app
 from slipway.core import schema
 from slipway.core.config import Settings
+from slipway.core.db import session_factory
+from slipway.jobs import logs as oplogs
+from slipway.system import jobs as system_jobs
 from tests.conftest import Processes, bearer, make_user
-from tests.jobs.helpers import wait_status
+from tests.jobs.helpers import running_context, submit, wait_status
 
 
 def test_health_is_503_naming_the_missing_worker_then_200_with_one(settings, processes, client):
@@ -59,6 +62,23 @@ def test_system_check_operation_succeeds_with_one_line_per_check(
     assert done.result["failing"] == []
     log = client.get(f"/api/v1/operations/{op['id']}/logs", headers=bearer(tokens["viewer"])).text
     assert len(log.splitlines()) == 5 and all(line.startswith("ok") for line in log.splitlines())
+
+
+def test_system_check_logs_each_line_at_once_without_waiting_on_its_own_records(
+    settings, processes, monkeypatch
+):
+    # Every line is stored as it is written (under load the log writer flushes at any line): a
+    # check still holding its records uncommitted would make that write wait on its own lock
+    # until SQLite's busy timeout, the worker's heartbeat with it (caught by CI as worker_lost).
+    monkeypatch.setattr(oplogs, "_FLUSH_SECONDS", 0)
+    processes.worker()  # for the workers check; this job runs here, in the test
+    op_id = submit(settings, "system.check", enqueue=False)
+    ctx = running_context(settings, op_id, kind="system.check")
+    summary = system_jobs.check(ctx)
+    assert [c["name"] for c in summary["checks"]][-1] == "docker_endpoint:local"
+    with session_factory(settings)() as session:
+        lines = [line.text for line in oplogs.read_lines(session, op_id)]
+    assert len(lines) == 5 and lines[-1].startswith("ok   docker_endpoint:local"), lines
 
 
 def test_system_check_fails_naming_the_failing_check(
