@@ -8,6 +8,9 @@ shielded cancel scope, which cost a POST about as much CPU as its INSERT did."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -16,6 +19,7 @@ from starlette.types import Scope
 from slipway.core.db import session_factory
 
 _SESSIONS = "db_sessions"
+T = TypeVar("T")
 
 
 async def get_session(request: Request) -> Session:
@@ -35,6 +39,21 @@ async def close_sessions(scope: Scope, *, is_done: bool = False) -> None:
             await run_in_threadpool(session.close)
         else:
             session.close()
+
+
+async def read_in_thread(session: Session, read: Callable[[], T]) -> T:
+    """Run a read-only endpoint's database work in the thread pool, the session closed in the same
+    trip. For an `async def` endpoint: FastAPI runs a plain `def` one in the pool, then its
+    response model's validation in a second trip, and closing a session that holds a connection
+    is a third (one trip costs about 0.4 ms of CPU)."""
+
+    def read_and_close() -> T:
+        try:
+            return read()
+        finally:
+            session.close()
+
+    return await run_in_threadpool(read_and_close)
 
 
 def _holds_connection(session: Session) -> bool:

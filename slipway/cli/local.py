@@ -37,7 +37,7 @@ def db_current() -> None:
 
     with local_session() as session:
         print(f"current {schema.current_revision(session.connection())}")
-    print(f"head    {schema.head_revision(settings())}")
+    print(f"head    {schema.head_revision()}")
 
 
 def _read_password(password_stdin: bool) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,8 +48,17 @@ def alembic_config(settings: Settings) -> Config:
     return config
 
 
-def head_revision(settings: Settings) -> str | None:
-    return ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
+def head_revision() -> str | None:
+    return _head_of(MIGRATIONS_DIR)
+
+
+@functools.cache
+def _head_of(migrations_dir: Path) -> str | None:
+    """Read once per process (about 20 ms: alembic loads every script); the migrations ship with
+    the code, and every health check asks."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    return ScriptDirectory.from_config(config).get_current_head()
 
 
 def current_revision(connection: Connection) -> str | None:

@@ -11,6 +11,7 @@ from starlette.datastructures import URLPath
 
 from slipway.api.deps import Operator, SessionDep, SettingsDep, Viewer, audit_row, audited
 from slipway.api.pagination import decode_cursor, encode_cursor
+from slipway.api.sessions import read_in_thread
 from slipway.core.errors import InputError
 from slipway.jobs import service
 from slipway.jobs.follow import follow
@@ -53,7 +54,7 @@ def operation_url(request: Request, operation_id: str) -> str:
 
 
 @router.get("", response_model=OperationList)
-def list_operations(
+async def list_operations(
     _: Viewer,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -72,18 +73,18 @@ def list_operations(
             raise InputError(
                 "cursor is not valid; pass next_cursor unchanged", field="cursor"
             ) from None
-    items, next_cursor = service.list_(
-        session,
-        filters=service.OperationFilter(kind=kind, status=status, subject=subject, actor=actor),
-        limit=limit,
-        cursor=parsed,
-    )
-    return OperationList(
-        items=[OperationRead.of(item) for item in items],
-        next_cursor=encode_cursor([next_cursor[0].isoformat(), next_cursor[1]])
-        if next_cursor
-        else None,
-    )
+    filters = service.OperationFilter(kind=kind, status=status, subject=subject, actor=actor)
+
+    def read() -> OperationList:
+        items, next_cursor = service.list_(session, filters=filters, limit=limit, cursor=parsed)
+        return OperationList(
+            items=[OperationRead.of(item) for item in items],
+            next_cursor=encode_cursor([next_cursor[0].isoformat(), next_cursor[1]])
+            if next_cursor
+            else None,
+        )
+
+    return await read_in_thread(session, read)
 
 
 @router.post("", response_model=OperationEnvelope, status_code=status.HTTP_202_ACCEPTED)
@@ -123,8 +124,10 @@ async def create_operation(
 
 
 @router.get("/{operation_id}", response_model=OperationRead, name="get_operation")
-def get_operation(_: Viewer, session: SessionDep, operation_id: str) -> OperationRead:
-    return OperationRead.of(service.get_or_raise(session, operation_id))
+async def get_operation(_: Viewer, session: SessionDep, operation_id: str) -> OperationRead:
+    return await read_in_thread(
+        session, lambda: OperationRead.of(service.get_or_raise(session, operation_id))
+    )
 
 
 @router.get(

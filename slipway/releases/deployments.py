@@ -15,8 +15,10 @@ from slipway.core.secrets import Vault
 from slipway.jobs import service as jobs
 from slipway.jobs.models import Operation, OperationStatus, Trigger
 from slipway.releases import dbpackage, packages, plan, service
-from slipway.releases.hostdeploy import FLAT_STEPS, ROLLBACK_STEPS, VERSIONED_STEPS
 from slipway.releases.models import (
+    FLAT_STEPS,
+    ROLLBACK_STEPS,
+    VERSIONED_STEPS,
     Deployment,
     DeploymentHost,
     DeploymentStatus,

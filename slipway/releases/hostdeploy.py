@@ -21,19 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from slipway.core.errors import RemoteCommandError, SlipwayError
-from slipway.releases.models import HostStatus
+from slipway.releases.models import FLAT_STEPS, VERSIONED_STEPS, HostStatus
 from slipway.releases.profiles import Profile
 from slipway.remote import ssh
 
-VERSIONED_STEPS = (
-    "connect", "prepare", "upload", "extract", "render", "deploy_scripts",
-    "stop_old", "switch", "start", "health", "cleanup",
-)  # fmt: skip
-FLAT_STEPS = (
-    "connect", "prepare", "upload", "extract", "render", "stop_old",
-    "backup", "install", "deploy_scripts", "start", "health", "cleanup",
-)  # fmt: skip
-ROLLBACK_STEPS = ("connect", "prepare", "stop_old", "switch", "start", "health")
 _VERSION_SUFFIX = re.compile(r"_(\d+\.\d+\.\d+)$")
 q = shlex.quote
 

@@ -39,6 +39,19 @@ class HostStatus(enum.StrEnum):
     skipped = "skipped"  # a later batch that never started
 
 
+# The steps a host goes through, in order: hostdeploy runs them, a deployment's progress counts
+# them.
+VERSIONED_STEPS = (
+    "connect", "prepare", "upload", "extract", "render", "deploy_scripts",
+    "stop_old", "switch", "start", "health", "cleanup",
+)  # fmt: skip
+FLAT_STEPS = (
+    "connect", "prepare", "upload", "extract", "render", "stop_old",
+    "backup", "install", "deploy_scripts", "start", "health", "cleanup",
+)  # fmt: skip
+ROLLBACK_STEPS = ("connect", "prepare", "stop_old", "switch", "start", "health")
+
+
 class Project(Base):
     __tablename__ = "projects"
 

@@ -21,7 +21,13 @@ from typing import Any, TypeVar
 import asyncssh
 
 from slipway.core.errors import InputError
-from slipway.remote.ssh_session import SSHSession, public_line, sha256_command
+from slipway.remote.ssh_keys import (
+    import_private_key,
+    import_public_key,
+    key_fingerprint,
+    public_key_of,
+)
+from slipway.remote.ssh_session import SSHSession, sha256_command
 from slipway.remote.ssh_types import (
     HostKeyChangedError,
     RemoteResult,
@@ -81,7 +87,7 @@ class _HostKeyCheck(asyncssh.SSHClient):
 
 async def connect(target: SSHTarget) -> SSHSession:
     """Open a connection to `target` and log in; the session reports the host key to pin."""
-    pinned = _import_public_key(target.host_key) if target.host_key else None
+    pinned = import_public_key(target.host_key) if target.host_key else None
     check = _HostKeyCheck()
     started = time.monotonic()
     try:
@@ -155,16 +161,6 @@ async def probe(target: SSHTarget, *, path: str | None = None) -> dict[str, Any]
         }
 
 
-def key_fingerprint(public_key: str) -> str:
-    """The "SHA256:..." fingerprint of an OpenSSH public key line."""
-    return _import_public_key(public_key).get_fingerprint("sha256")
-
-
-def public_key_of(private_key: str, passphrase: str | None = None) -> str:
-    """The OpenSSH public key line of a private key, to show which key a credential is."""
-    return public_line(_import_private_key(private_key, passphrase))
-
-
 async def fan_out(
     items: Iterable[T], fn: Callable[[T], Awaitable[R]], *, limit: int
 ) -> list[R | Exception]:
@@ -206,7 +202,7 @@ def _options(target: SSHTarget, pinned: asyncssh.SSHKey | None) -> dict[str, Any
         "connect_timeout": target.connect_timeout,
     }
     if target.private_key:
-        options["client_keys"] = [_import_private_key(target.private_key, target.passphrase)]
+        options["client_keys"] = [import_private_key(target.private_key, target.passphrase)]
     if pinned is not None:
         options["known_hosts"] = ([pinned], [], [])
         # The pinned key's algorithm first, so a host holding several keys shows the pinned
@@ -216,23 +212,3 @@ def _options(target: SSHTarget, pinned: asyncssh.SSHKey | None) -> dict[str, Any
         others = [alg.decode() for alg in asyncssh.public_key.get_default_public_key_algs()]
         options["server_host_key_algs"] = pinned_algs + [a for a in others if a not in pinned_algs]
     return options
-
-
-def _import_private_key(text: str, passphrase: str | None) -> asyncssh.SSHKey:
-    try:
-        return asyncssh.import_private_key(text, passphrase)
-    except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError, ValueError):
-        raise SSHAuthError(
-            "the private key could not be read: give an OpenSSH or PEM private key and, when it "
-            "is encrypted, its passphrase",
-            code="ssh_key_unreadable",
-        ) from None
-
-
-def _import_public_key(text: str) -> asyncssh.SSHKey:
-    try:
-        return asyncssh.import_public_key(text.strip())
-    except (asyncssh.KeyImportError, ValueError):
-        raise InputError(
-            "not an OpenSSH public key line (like `ssh-ed25519 AAAA...`)", field="host_key"
-        ) from None

@@ -20,6 +20,7 @@ from pathlib import Path
 import asyncssh
 
 from slipway.core.errors import InputError, RemoteCommandError
+from slipway.remote.ssh_keys import public_line
 from slipway.remote.ssh_types import RemoteResult, SSHConnectionLostError, SSHError, SSHTarget
 
 MAX_CHANNELS = 8  # OpenSSH allows 10 channels per connection by default (MaxSessions)
@@ -372,11 +373,6 @@ class _Running:
 class _TimedOut(Exception):
     def __init__(self, status: int | None) -> None:
         self.status = status
-
-
-def public_line(key: asyncssh.SSHKey) -> str:
-    """`algorithm base64` without the comment: what is pinned and compared."""
-    return " ".join(key.export_public_key("openssh").decode().split()[:2])
 
 
 async def _pump(

@@ -37,7 +37,7 @@ def check_database(session: Session, settings: Settings) -> CheckResult:
     try:
         session.execute(text("SELECT 1"))
         current = schema.current_revision(session.connection())
-        head = schema.head_revision(settings)
+        head = schema.head_revision()
     except Exception as exc:
         return CheckResult("database", False, f"database does not answer: {type(exc).__name__}")
     ms = round((time.perf_counter() - started) * 1000, 1)
@@ -133,7 +133,7 @@ def version(session: Session, settings: Settings) -> dict[str, Any]:
         current = schema.current_revision(session.connection())
     except Exception:
         current = None
-    document = manifest(schema_revision=current, schema_head=schema.head_revision(settings))
+    document = manifest(schema_revision=current, schema_head=schema.head_revision())
     try:
         document["components"]["catalog"] = load_catalog(session, settings).versions
     except Exception:  # the version of slipway itself must always answer

@@ -22,7 +22,8 @@ from slipway.core.db import utcnow
 from slipway.core.errors import ConflictError, InputError, NotFoundError
 from slipway.core.lookup import by_name_or_id
 from slipway.core.secrets import open_vault
-from slipway.remote import ssh as remote_ssh
+from slipway.remote import ssh_keys
+from slipway.remote.ssh_types import SSHAuthError
 from slipway.targets.checks import check_description
 from slipway.targets.host_checks import (
     check_password,
@@ -160,7 +161,7 @@ def check_secret(
     return CheckedSecret(
         CredentialSecret(private_key=key_text, passphrase=passphrase or None),
         public_key=public_key,
-        fingerprint=remote_ssh.key_fingerprint(public_key),
+        fingerprint=ssh_keys.key_fingerprint(public_key),
     )
 
 
@@ -173,8 +174,8 @@ def _public_key(key_text: str, passphrase: str | None) -> str:
             "the private key is not encrypted: leave passphrase out", field="passphrase"
         )
     try:
-        return remote_ssh.public_key_of(key_text, passphrase)
-    except remote_ssh.SSHAuthError:
+        return ssh_keys.public_key_of(key_text, passphrase)
+    except SSHAuthError:
         if is_encrypted and OPENSSH_HEADER in key_text and not HAS_BCRYPT:
             message, field = (
                 "passphrase-protected OpenSSH keys need the bcrypt module, which this slipway "

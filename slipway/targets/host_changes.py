@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from slipway.core.config import Settings
 from slipway.core.db import utcnow
 from slipway.core.errors import ConflictError
-from slipway.remote.ssh import SSHTarget
+from slipway.remote.ssh_types import SSHTarget
 from slipway.targets import credentials, hosts
 from slipway.targets.checks import check_description, check_labels
 from slipway.targets.host_checks import (

@@ -18,8 +18,7 @@ from sqlalchemy.orm import Session
 from slipway.core.config import Settings
 from slipway.core.db import utcnow
 from slipway.core.errors import SlipwayError
-from slipway.remote import ssh as remote_ssh
-from slipway.remote.ssh import SSHTarget
+from slipway.remote.ssh_types import HostKeyChangedError, SSHError, SSHTarget
 from slipway.targets import hosts
 from slipway.targets.models import Host
 
@@ -57,6 +56,8 @@ def _as_probe(found: dict[str, Any], path: str | None) -> Probe:
 
 def probe_target(target: SSHTarget, *, path: str | None) -> Probe:
     """Log in to `target` now (pinned key enforced when it has one) and read its facts."""
+    from slipway.remote import ssh as remote_ssh  # asyncssh, loaded when a host is first tested
+
     return _as_probe(run_sync(remote_ssh.probe(target, path=path)), path)
 
 
@@ -64,7 +65,7 @@ def verify_for_save(target: SSHTarget, *, path: str | None) -> Probe:
     """probe_target for a host about to be saved: a failure names the field to fix."""
     try:
         return probe_target(target, path=path)
-    except remote_ssh.SSHError as error:
+    except SSHError as error:
         field = FIELD_OF_CODE.get(error.code)
         if field is None:
             raise
@@ -106,7 +107,7 @@ def _settle(
     if pinned_now:
         try:
             hosts.pin_host_key(session, host.id, outcome.host_key, actor=actor)
-        except remote_ssh.HostKeyChangedError as error:  # another connect pinned meanwhile
+        except HostKeyChangedError as error:  # another connect pinned meanwhile
             record_failure(host, error)
             session.flush()
             return HostCheck(host, None, error)
@@ -134,6 +135,8 @@ def probe_host(
 async def _probe_all(
     targets: list[tuple[SSHTarget, str | None]],
 ) -> list[dict[str, Any] | Exception]:
+    from slipway.remote import ssh as remote_ssh  # asyncssh, loaded when a host is first tested
+
     async def one(item: tuple[SSHTarget, str | None]) -> dict[str, Any]:
         target, path = item
         return await remote_ssh.probe(target, path=path)

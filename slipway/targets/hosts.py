@@ -24,8 +24,8 @@ from slipway.core.config import Settings
 from slipway.core.db import utcnow
 from slipway.core.errors import NotFoundError
 from slipway.core.lookup import by_name_or_id
-from slipway.remote import ssh as remote_ssh
-from slipway.remote.ssh import SSHTarget
+from slipway.remote.ssh_keys import key_fingerprint
+from slipway.remote.ssh_types import HostKeyChangedError, SSHTarget
 from slipway.targets import credentials
 from slipway.targets.models import Credential, Host, HostGroup, HostRevision
 
@@ -185,13 +185,13 @@ def ssh_target(
     )
 
 
-def key_changed_error(host: Host, offered_key: str) -> remote_ssh.HostKeyChangedError:
+def key_changed_error(host: Host, offered_key: str) -> HostKeyChangedError:
     """The refusal of a host whose pinned key is not the one it offers now (as `connect` words
     it, for a key seen on another connection)."""
     label = f"{host.name} ({host.address}:{host.port})"
     pinned = host.host_key_fingerprint or ""
-    offered = remote_ssh.key_fingerprint(offered_key)
-    return remote_ssh.HostKeyChangedError(
+    offered = key_fingerprint(offered_key)
+    return HostKeyChangedError(
         f"{label}: the host offered key {offered}, not the pinned {pinned}. If the host was "
         f"reinstalled, check the new key and POST /api/v1/hosts/{host.name}/forget-host-key",
         details={"host": label, "pinned": pinned, "offered": offered},
@@ -201,7 +201,7 @@ def key_changed_error(host: Host, offered_key: str) -> remote_ssh.HostKeyChanged
 def set_pin(host: Host, public_key: str | None) -> None:
     """Pin `public_key` on `host` (None clears the pin); no revision, no flush."""
     host.host_key = public_key.strip() if public_key else None
-    host.host_key_fingerprint = remote_ssh.key_fingerprint(public_key) if public_key else None
+    host.host_key_fingerprint = key_fingerprint(public_key) if public_key else None
     host.host_key_pinned_at = utcnow() if public_key else None
 
 
@@ -218,7 +218,7 @@ def pin_host_key(
         raise NotFoundError(f"host {host_id} does not exist", code="host_not_found")
     session.refresh(host, with_for_update=True)
     if host.host_key is not None:
-        if remote_ssh.key_fingerprint(host.host_key) != remote_ssh.key_fingerprint(public_key):
+        if key_fingerprint(host.host_key) != key_fingerprint(public_key):
             raise key_changed_error(host, public_key)
         return
     set_pin(host, public_key)

@@ -48,7 +48,7 @@ def test_db_upgrade_builds_every_table_once_even_when_two_run_at_the_same_moment
         "SLIPWAY_DATABASE_URL": empty_database,
     }
     settings = Settings(data_dir=tmp_path / "data", database_url=empty_database)
-    head = schema.head_revision(settings)
+    head = schema.head_revision()
     assert head is not None
     assert len(ScriptDirectory.from_config(schema.alembic_config(settings)).get_heads()) == 1
     expected = set(schema.load_models().metadata.tables) | {"alembic_version"}

@@ -43,7 +43,7 @@ def test_version_manifest(settings, client, tokens):
     body = client.get("/api/v1/version", headers=bearer(tokens["viewer"])).json()
     assert body["version"] == __version__
     assert body["components"]["api"] == __version__
-    head = schema.head_revision(settings)
+    head = schema.head_revision()
     assert body["components"]["schema"] == {"current": head, "head": head}
     assert "Ubuntu" in body["os_support"] and body["os"]["name"]
 
