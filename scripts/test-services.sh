@@ -261,6 +261,21 @@ ensure_sshd() {
   say "sshd installed"
 }
 
+# The Dockerfile build tests make a Debian base image once (tests/builds/support.py).
+ensure_debootstrap() {
+  if command -v debootstrap >/dev/null 2>&1; then
+    say "debootstrap is installed"
+    return 0
+  fi
+  if ! is_root; then
+    say "WARNING: debootstrap is missing and we are not root; apt-get install debootstrap" \
+      "(the Dockerfile build tests are skipped)"
+    return 0
+  fi
+  apt_install debootstrap
+  say "debootstrap installed"
+}
+
 # Only the binaries: the tests run their own registries on 127.0.0.1:5000 and :5001 (the next
 # free 127.0.0.1:50X0 pair when that is taken), see tests/support/registry.py.
 ensure_registry() {
@@ -473,6 +488,7 @@ case $action in
     start_mariadb
     ensure_sshd
     ensure_registry
+    ensure_debootstrap
     start_docker
     ensure_busybox_image
     ;;

@@ -29,6 +29,7 @@ from slipway.core import db as core_db
 from slipway.core import schema
 from slipway.core.config import Settings, get_settings
 from slipway.core.db import make_engine
+from tests.support.forker import Forker
 from tests.support.sshd import ssh_farm  # noqa: F401 - one farm per session, for every package
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -235,31 +236,34 @@ def session(settings: Settings) -> Iterator[Any]:
 class Processes:
     """slipway processes started by a test; all stopped at its end."""
 
-    def __init__(self, env: dict[str, str], tmp_path: Path) -> None:
+    def __init__(self, env: dict[str, str], tmp_path: Path, forker: Forker | None = None) -> None:
         self.env = env
         self.tmp_path = tmp_path
-        self.started: list[subprocess.Popen[bytes]] = []
+        self.forker = forker
+        self.started: list[Any] = []
 
-    def spawn(
-        self, *args: str, log_name: str, extra_env: dict[str, str] | None = None
-    ) -> subprocess.Popen[bytes]:
-        log_file = open(self.tmp_path / f"{log_name}.log", "ab")
-        process = subprocess.Popen(
-            [SLIPWAY, *args],
-            env={**self.env, **(extra_env or {})},
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            cwd=self.tmp_path,
-        )
+    def spawn(self, *args: str, log_name: str, extra_env: dict[str, str] | None = None) -> Any:
+        """`slipway ARGS` with the test's environment, output in `<log_name>.log`: a
+        subprocess.Popen, or its stand-in for a process forked by the forker."""
+        env = {**self.env, **(extra_env or {})}
+        log_path = self.tmp_path / f"{log_name}.log"
+        if self.forker is not None:
+            process = self.forker.spawn(list(args), env=env, cwd=self.tmp_path, log=log_path)
+        else:
+            process = subprocess.Popen(
+                [SLIPWAY, *args],
+                env=env,
+                stdout=open(log_path, "ab"),  # noqa: SIM115 - the child keeps it
+                stderr=subprocess.STDOUT,
+                cwd=self.tmp_path,
+            )
         self.started.append(process)
         return process
 
-    def worker(self, name: str | None = None, *args: str) -> subprocess.Popen[bytes]:
+    def worker(self, name: str | None = None, *args: str) -> Any:
         return self.worker_on(REDIS_URL, name, *args)
 
-    def worker_on(
-        self, redis_url: str, name: str | None = None, *args: str
-    ) -> subprocess.Popen[bytes]:
+    def worker_on(self, redis_url: str, name: str | None = None, *args: str) -> Any:
         """A worker on the Redis at `redis_url`, once it has announced itself."""
         name = name or f"w{len(self.started)}-{uuid.uuid4().hex[:6]}"
         process = self.spawn(
@@ -306,9 +310,19 @@ def _answers(url: str) -> bool:
         return False
 
 
+@pytest.fixture(scope="session")
+def forker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Forker | None]:
+    if os.environ.get("SLIPWAY_TEST_FORK", "1") == "0":
+        yield None
+        return
+    running = Forker(tmp_path_factory.mktemp("forker"))
+    yield running
+    running.stop()
+
+
 @pytest.fixture
-def processes(env: dict[str, str], tmp_path: Path) -> Iterator[Processes]:
-    procs = Processes(env, tmp_path)
+def processes(env: dict[str, str], tmp_path: Path, forker: Forker | None) -> Iterator[Processes]:
+    procs = Processes(env, tmp_path, forker)
     yield procs
     procs.stop_all()
 
