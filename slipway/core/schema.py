@@ -48,16 +48,12 @@ def alembic_config(settings: Settings) -> Config:
     return config
 
 
-def head_revision() -> str | None:
-    return _head_of(MIGRATIONS_DIR)
-
-
 @functools.cache
-def _head_of(migrations_dir: Path) -> str | None:
+def head_revision() -> str | None:
     """Read once per process (about 20 ms: alembic loads every script); the migrations ship with
     the code, and every health check asks."""
     config = Config()
-    config.set_main_option("script_location", str(migrations_dir))
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return ScriptDirectory.from_config(config).get_current_head()
 
 

@@ -5,8 +5,10 @@ asyncssh is underneath, and nothing outside remote/ imports it. A job opens one 
 it. `connect` pins nothing itself: it reports the host key the host offered; the caller stores it
 and passes it back as `SSHTarget.host_key`, after which any other key is refused.
 
-The target, result and error types (remote/ssh_types.py, which draws the error tree) and the
-session are importable from here, so callers need no other module of remote/.
+The target, result and error types (remote/ssh_types.py, which draws the error tree), the key
+helpers (remote/ssh_keys.py) and the session are importable from here. Modules the API imports
+take the types and keys from ssh_types and ssh_keys instead, and this module only where they
+connect: it loads asyncssh.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ A new `slipway` process spends about 3 s of CPU importing before it does anythin
 starts a few hundred of them. The forker imports everything once, then forks a child per request
 that takes the test's environment, working directory and log file and runs the real command line
 (`slipway.cli.main.main`) from there: the same code path as the console script, minus the imports.
-Tests that are about starting the program itself (the CLI tests, `make run`) still spawn it.
+The CLI tests' own commands (`subprocess.run` of the console script) and `make run` still start
+the program from scratch.
 
 The forker is single-threaded (forking a threaded process can copy a held lock) and answers one
 JSON line per connection on a Unix socket:
@@ -30,6 +31,7 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +156,7 @@ def _serve(path: str) -> None:
             request = json.loads(conn.makefile("rb").readline())
             reap()
             if "spawn" in request:
-                pid = _fork(request, server)
+                pid = _fork(request, server, conn)
                 ended.pop(pid, None)  # a number an earlier child had
                 answer: dict[str, Any] = {"pid": pid}
             else:
@@ -162,7 +164,7 @@ def _serve(path: str) -> None:
             conn.sendall(json.dumps(answer).encode() + b"\n")
 
 
-def _fork(request: dict[str, Any], server: socket.socket) -> int:
+def _fork(request: dict[str, Any], server: socket.socket, conn: socket.socket) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -171,6 +173,7 @@ def _fork(request: dict[str, Any], server: socket.socket) -> int:
     code = 1
     try:
         server.close()
+        conn.close()
         log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(log, 1)
         os.dup2(log, 2)
@@ -186,6 +189,8 @@ def _fork(request: dict[str, Any], server: socket.socket) -> int:
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        traceback.print_exc()  # into the test's log, or the forker's when that failed
     finally:
         with contextlib.suppress(Exception):
             logging.shutdown()

@@ -71,7 +71,10 @@ def test_system_check_logs_each_line_at_once_without_waiting_on_its_own_records(
     # check still holding its records uncommitted would make that write wait on its own lock
     # until SQLite's busy timeout, the worker's heartbeat with it (caught by CI as worker_lost).
     monkeypatch.setattr(oplogs, "_FLUSH_SECONDS", 0)
-    processes.worker()  # for the workers check; this job runs here, in the test
+    # For the workers check (this job runs here, in the test, with no heartbeat of its own: the
+    # worker's maintenance must not take it for lost).
+    processes.env["SLIPWAY_WORKER_LOST_AFTER"] = "600"
+    processes.worker()
     op_id = submit(settings, "system.check", enqueue=False)
     ctx = running_context(settings, op_id, kind="system.check")
     summary = system_jobs.check(ctx)
