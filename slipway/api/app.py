@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -52,6 +53,9 @@ def create_app(settings: Settings | None = None, *, run_maintenance: bool = True
         with session_scope(settings) as session:
             open_vault(session, settings)
         await to_thread.run_sync(security.warm_up)
+        # Everything made at start-up lives as long as the process: out of the collector's sight,
+        # a full collection takes microseconds instead of ~90 ms (a pause any request could hit).
+        gc.freeze()
         tasks = [asyncio.create_task(listen_for_changes(settings))]
         if run_maintenance:
             tasks.append(asyncio.create_task(_maintenance_loop(settings)))
