@@ -52,9 +52,7 @@ def alembic_config(settings: Settings) -> Config:
 def head_revision() -> str | None:
     """Read once per process (about 20 ms: alembic loads every script); the migrations ship with
     the code, and every health check asks."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return ScriptDirectory.from_config(config).get_current_head()
+    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
 
 
 def current_revision(connection: Connection) -> str | None:

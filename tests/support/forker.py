@@ -35,6 +35,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from tests.support.process import stop_process
+
 PRELOAD = (
     "slipway.cli.main",
     "slipway.api.app",
@@ -82,12 +84,7 @@ class Forker:
         return Forked(self, int(pid), args)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 class Forked:

@@ -58,6 +58,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
+from tests.support.process import stop_process
+
 BINARY = "/usr/bin/docker-registry"
 HOST = "127.0.0.1"
 FIRST_PORT = 5000
@@ -211,13 +213,7 @@ class RegistryServer:
     def stop(self) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     def _config(self) -> dict[str, Any]:

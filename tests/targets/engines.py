@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import docker
 
+from tests.support.process import stop_process
 from tests.targets.pki import CertificateAuthority, Pair
 
 DOCKERD = "/usr/sbin/dockerd"
@@ -97,13 +97,8 @@ class TLSEngine:
         return f"slwtls{self.url.rsplit(':', 1)[-1]}"
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout=30)
         subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True)
         shutil.rmtree(self.directory, ignore_errors=True)
 
