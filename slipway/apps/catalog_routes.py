@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from slipway.api.deps import Admin, SessionDep, SettingsDep, Viewer
-from slipway.api.pagination import decode_cursor, encode_cursor
+from slipway.api.pagination import decode_cursor, encode_cursor, invalid_cursor
 from slipway.apps import catalog_sources as sources
 from slipway.apps.catalog import load_catalog
 from slipway.apps.catalog_schemas import (
@@ -22,7 +22,6 @@ from slipway.apps.catalog_schemas import (
     RefreshRead,
 )
 from slipway.apps.catalog_snapshots import RefreshResult
-from slipway.core.errors import InputError
 
 router = APIRouter(tags=["catalog"])
 
@@ -37,12 +36,9 @@ def list_catalog(
     cursor: str | None = None,
 ) -> CatalogList:
     """Apps of every catalog source; `q` matches key, name and trademark, best first."""
-    offset = decode_cursor(cursor) or 0
-    if type(offset) is not int or offset < 0:
-        raise InputError(
-            "cursor is not valid; pass the next_cursor of the previous page unchanged",
-            field="cursor",
-        )
+    offset = decode_cursor(cursor, int) or 0
+    if offset < 0:
+        raise invalid_cursor()
     found = load_catalog(session, settings).search(q)
     session.commit()  # the first call adds the built-in catalog and SLIPWAY_CATALOG_DIRS
     page = found[offset : offset + limit]

@@ -6,10 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from slipway.api.deps import Admin, SessionDep
-from slipway.api.pagination import decode_cursor, encode_cursor
+from slipway.api.pagination import decode_cursor, encode_cursor, invalid_cursor
 from slipway.audit import service
 from slipway.audit.schemas import AuditList, AuditRead
-from slipway.core.errors import InputError
 
 router = APIRouter(tags=["audit"])
 
@@ -27,12 +26,9 @@ def list_audit(
     action: str | None = None,
     since: datetime | None = None,
 ) -> AuditList:
-    after_id = decode_cursor(cursor)
-    if after_id is not None and (type(after_id) is not int or not 0 < after_id <= MAX_ID):
-        raise InputError(
-            "cursor is not valid; pass the next_cursor of the previous page unchanged",
-            field="cursor",
-        )
+    after_id = decode_cursor(cursor, int)
+    if after_id is not None and not 0 < after_id <= MAX_ID:
+        raise invalid_cursor()
     items, next_id = service.list_(
         session,
         limit=limit,

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
 from slipway.api.deps import Admin, Operator, SessionDep, SettingsDep, Viewer
-from slipway.api.pagination import decode_cursor, encode_cursor
+from slipway.api.pagination import decode_cursor, next_cursor
 from slipway.builds import callback_headers, callbacks
 from slipway.builds.callback_models import CallbackStatus
 from slipway.builds.callback_schemas import (
@@ -22,7 +22,6 @@ from slipway.builds.callback_schemas import (
     CallbackHeadersRevisionList,
     CallbackHeadersRevisionRead,
 )
-from slipway.core.errors import InputError
 from slipway.jobs.models import Trigger
 from slipway.jobs.routes import accepted
 from slipway.jobs.schemas import OperationEnvelope, OperationRead
@@ -31,17 +30,6 @@ router = APIRouter(tags=["callbacks"])
 
 Limit = Annotated[int, Query(ge=1, le=500)]
 HEADERS_PATH = "/settings/callback-headers"
-
-
-def _before(cursor: str | None) -> int | None:
-    before = decode_cursor(cursor)
-    if before is not None and (not isinstance(before, int) or isinstance(before, bool)):
-        raise InputError("cursor is not valid; pass next_cursor unchanged", field="cursor")
-    return before
-
-
-def _next(items: list[Any], limit: int, key: str) -> str | None:
-    return encode_cursor(getattr(items[limit - 1], key)) if len(items) > limit else None
 
 
 @router.get("/callbacks", response_model=CallbackAttemptList)
@@ -55,11 +43,15 @@ def list_callbacks(
 ) -> CallbackAttemptList:
     """Every callback attempt, newest first: URL, masked headers, body, answer, duration."""
     items = callbacks.list_attempts(
-        session, limit=limit + 1, before=_before(cursor), build_id=build_id, status=status
+        session,
+        limit=limit + 1,
+        before=decode_cursor(cursor, int),
+        build_id=build_id,
+        status=status,
     )
     return CallbackAttemptList(
         items=[CallbackAttemptRead.of(item) for item in items[:limit]],
-        next_cursor=_next(items, limit, "id"),
+        next_cursor=next_cursor(items, limit, "id"),
     )
 
 
@@ -113,8 +105,10 @@ def list_callback_header_revisions(
     _: Viewer, session: SessionDep, limit: Limit = 100, cursor: str | None = None
 ) -> CallbackHeadersRevisionList:
     """Every saved state of the headers (secret-looking values masked), newest first."""
-    items = callback_headers.header_revisions(session, limit=limit + 1, before=_before(cursor))
+    items = callback_headers.header_revisions(
+        session, limit=limit + 1, before=decode_cursor(cursor, int)
+    )
     return CallbackHeadersRevisionList(
         items=[CallbackHeadersRevisionRead.of(item) for item in items[:limit]],
-        next_cursor=_next(items, limit, "revision"),
+        next_cursor=next_cursor(items, limit, "revision"),
     )

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from slipway.api.deps import Admin, SessionDep, Viewer
-from slipway.api.pagination import decode_cursor, encode_cursor
+from slipway.api.pagination import decode_cursor, encode_cursor, next_cursor
 from slipway.builds import mirrors
 from slipway.builds.mirror_schemas import (
     MirrorProfileCreate,
@@ -21,7 +21,6 @@ from slipway.builds.mirror_schemas import (
     MirrorProfileRevisionRead,
     MirrorProfileUpdate,
 )
-from slipway.core.errors import InputError
 
 router = APIRouter(prefix="/mirror-profiles", tags=["builds"])
 
@@ -37,13 +36,6 @@ def _read(profile: mirrors.ResolvedMirror) -> MirrorProfileRead:
     return MirrorProfileRead.of(profile, overrides_builtin=overrides)
 
 
-def _cursor(cursor: str | None, kind: type) -> object:
-    value = decode_cursor(cursor)
-    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
-        raise InputError("cursor is not valid; pass next_cursor unchanged", field="cursor")
-    return value
-
-
 @router.get("", response_model=MirrorProfileList)
 def list_mirror_profiles(
     _: Viewer,
@@ -54,7 +46,7 @@ def list_mirror_profiles(
     cursor: str | None = None,
 ) -> MirrorProfileList:
     """Every profile in effect, built-in and saved, by type then file name."""
-    after = _cursor(cursor, str)
+    after = decode_cursor(cursor, str)
     items = [
         profile
         for profile in mirrors.list_profiles(session, kind=type, manager=manager)
@@ -125,7 +117,7 @@ def list_mirror_profile_revisions(
     cursor: str | None = None,
 ) -> MirrorProfileRevisionList:
     """Every saved state of the profile, newest (the one in effect) first."""
-    before = _cursor(cursor, int)
+    before = decode_cursor(cursor, int)
     items = mirrors.profile_revisions(
         session,
         type,
@@ -135,5 +127,5 @@ def list_mirror_profile_revisions(
     )
     return MirrorProfileRevisionList(
         items=[MirrorProfileRevisionRead.of(item) for item in items[:limit]],
-        next_cursor=encode_cursor(items[limit - 1].revision) if len(items) > limit else None,
+        next_cursor=next_cursor(items, limit, "revision"),
     )

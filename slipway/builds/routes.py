@@ -12,7 +12,6 @@ from slipway.api.pagination import decode_cursor, encode_cursor
 from slipway.builds import service
 from slipway.builds.models import BuildStatus
 from slipway.builds.schemas import BuildAccepted, BuildList, BuildRead
-from slipway.core.errors import InputError
 from slipway.jobs.routes import accepted
 from slipway.jobs.schemas import OperationEnvelope, OperationRead
 
@@ -62,9 +61,7 @@ def list_builds(
     status_: Annotated[BuildStatus | None, Query(alias="status")] = None,
     task_name: Annotated[str | None, Query(max_length=255)] = None,
 ) -> BuildList:
-    before = decode_cursor(cursor)
-    if before is not None and not isinstance(before, int):
-        raise InputError("cursor is not valid; pass next_cursor unchanged", field="cursor")
+    before = decode_cursor(cursor, int)
     builds = service.list_(session, limit=limit, before=before, status=status_, task_name=task_name)
     items = BuildRead.list_of(builds, service.operations_of(session, builds))
     next_cursor = encode_cursor(builds[-1].id) if len(builds) == limit else None

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URLPath
 
 from slipway.api.deps import Operator, SessionDep, SettingsDep, Viewer, audit_row, audited
-from slipway.api.pagination import decode_cursor, encode_cursor
+from slipway.api.pagination import decode_cursor, encode_cursor, invalid_cursor
 from slipway.api.sessions import read_in_thread
 from slipway.core.errors import InputError
 from slipway.jobs import service
@@ -64,15 +64,13 @@ async def list_operations(
     subject: str | None = None,
     actor: str | None = None,
 ) -> OperationList:
-    raw = decode_cursor(cursor)
+    raw = decode_cursor(cursor, list)
     parsed = None
     if raw is not None:
         try:
             parsed = (datetime.fromisoformat(raw[0]), str(raw[1]))
         except (TypeError, ValueError, IndexError):
-            raise InputError(
-                "cursor is not valid; pass next_cursor unchanged", field="cursor"
-            ) from None
+            raise invalid_cursor() from None
     filters = service.OperationFilter(kind=kind, status=status, subject=subject, actor=actor)
 
     def read() -> OperationList:

@@ -8,17 +8,16 @@ Until an admin saves one, the list comes from SLIPWAY_OUTBOUND_ALLOW (`source` s
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from slipway.api.deps import Admin, SessionDep, SettingsDep, Viewer
-from slipway.api.pagination import decode_cursor, encode_cursor
+from slipway.api.pagination import decode_cursor, next_cursor
 from slipway.core import outbound_allow, runtime_settings
 from slipway.core.config import Settings
-from slipway.core.errors import InputError
 from slipway.core.models import RuntimeSettingRevision
 
 router = APIRouter(prefix="/settings", tags=["settings"])
@@ -109,13 +108,11 @@ def list_outbound_allow_revisions(
     cursor: str | None = None,
 ) -> OutboundAllowRevisionList:
     """Every saved allow-list, newest first, with what it changed and who saved it."""
-    before: Any = decode_cursor(cursor)
-    if before is not None and (not isinstance(before, int) or isinstance(before, bool)):
-        raise InputError("cursor is not valid; pass next_cursor unchanged", field="cursor")
+    before = decode_cursor(cursor, int)
     items = runtime_settings.revisions(
         session, outbound_allow.ALLOW_SETTING, limit=limit + 1, before=before
     )
     return OutboundAllowRevisionList(
         items=[OutboundAllowRevisionRead.of(item) for item in items[:limit]],
-        next_cursor=encode_cursor(items[limit - 1].revision) if len(items) > limit else None,
+        next_cursor=next_cursor(items, limit, "revision"),
     )

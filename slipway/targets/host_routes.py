@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from sqlalchemy.orm import Session
 
 from slipway.api.deps import Admin, Operator, SessionDep, SettingsDep, Viewer
+from slipway.api.pagination import decode_cursor, next_cursor
 from slipway.core.errors import InputError
 from slipway.targets import credentials, host_changes, host_groups, host_probe, hosts
 from slipway.targets.host_schemas import (
@@ -38,7 +39,6 @@ from slipway.targets.host_schemas import (
     HostUpdate,
 )
 from slipway.targets.models import Host, HostGroup
-from slipway.targets.paging import after_name, before_revision, next_cursor
 
 router = APIRouter(tags=["hosts"])
 
@@ -53,7 +53,7 @@ Ref = Annotated[str, Path(description="a name or an id")]
 def list_credentials(
     _: Viewer, session: SessionDep, limit: Limit = 100, cursor: str | None = None
 ) -> CredentialList:
-    items = credentials.list_credentials(session, limit=limit + 1, after=after_name(cursor))
+    items = credentials.list_credentials(session, limit=limit + 1, after=decode_cursor(cursor, str))
     return CredentialList(
         items=[CredentialRead.of(item) for item in items[:limit]],
         next_cursor=next_cursor(items, limit, "name"),
@@ -123,7 +123,7 @@ def list_credential_revisions(
 ) -> CredentialRevisionList:
     """Every saved state of the credential (fingerprints, never the secret), newest first."""
     items = credentials.credential_revisions(
-        session, name, limit=limit + 1, before=before_revision(cursor)
+        session, name, limit=limit + 1, before=decode_cursor(cursor, int)
     )
     return CredentialRevisionList(
         items=[CredentialRevisionRead.of(item) for item in items[:limit]],
@@ -160,7 +160,7 @@ def list_hosts(
     cursor: str | None = None,
 ) -> HostList:
     items = hosts.list_hosts(
-        session, selector=_selector(label or []), limit=limit + 1, after=after_name(cursor)
+        session, selector=_selector(label or []), limit=limit + 1, after=decode_cursor(cursor, str)
     )
     return HostList(
         items=_host_reads(session, items[:limit]), next_cursor=next_cursor(items, limit, "name")
@@ -262,7 +262,7 @@ def list_host_revisions(
     _: Viewer, session: SessionDep, name: Ref, limit: Limit = 100, cursor: str | None = None
 ) -> HostRevisionList:
     """Every saved state of the host, newest (the one in effect) first."""
-    items = hosts.host_revisions(session, name, limit=limit + 1, before=before_revision(cursor))
+    items = hosts.host_revisions(session, name, limit=limit + 1, before=decode_cursor(cursor, int))
     return HostRevisionList(
         items=[HostRevisionRead.of(item) for item in items[:limit]],
         next_cursor=next_cursor(items, limit, "revision"),
@@ -281,7 +281,7 @@ def _group_read(session: Session, group: HostGroup) -> HostGroupRead:
 def list_host_groups(
     _: Viewer, session: SessionDep, limit: Limit = 100, cursor: str | None = None
 ) -> HostGroupList:
-    items = host_groups.list_groups(session, limit=limit + 1, after=after_name(cursor))
+    items = host_groups.list_groups(session, limit=limit + 1, after=decode_cursor(cursor, str))
     return HostGroupList(
         items=[_group_read(session, item) for item in items[:limit]],
         next_cursor=next_cursor(items, limit, "name"),
@@ -342,7 +342,7 @@ def list_host_group_revisions(
 ) -> HostGroupRevisionList:
     """Every saved state of the group, newest first."""
     items = host_groups.group_revisions(
-        session, name, limit=limit + 1, before=before_revision(cursor)
+        session, name, limit=limit + 1, before=decode_cursor(cursor, int)
     )
     return HostGroupRevisionList(
         items=[HostGroupRevisionRead.of(item) for item in items[:limit]],

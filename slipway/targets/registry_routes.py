@@ -12,8 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from slipway.api.deps import Admin, Operator, SessionDep, SettingsDep, Viewer
+from slipway.api.pagination import decode_cursor, next_cursor
 from slipway.targets import registries, registry_changes
-from slipway.targets.paging import after_name, before_revision, next_cursor
 from slipway.targets.registry_schemas import (
     RegistryCreate,
     RegistryList,
@@ -33,7 +33,7 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 def list_registries(
     _: Viewer, session: SessionDep, limit: Limit = 100, cursor: str | None = None
 ) -> RegistryList:
-    items = registries.list_registries(session, limit=limit + 1, after=after_name(cursor))
+    items = registries.list_registries(session, limit=limit + 1, after=decode_cursor(cursor, str))
     return RegistryList(
         items=[RegistryRead.of(item) for item in items[:limit]],
         next_cursor=next_cursor(items, limit, "name"),
@@ -121,7 +121,7 @@ def list_revisions(
     _: Viewer, session: SessionDep, name: str, limit: Limit = 100, cursor: str | None = None
 ) -> RegistryRevisionList:
     """Every saved state of the registry, newest (the one in effect) first."""
-    before = before_revision(cursor)
+    before = decode_cursor(cursor, int)
     items = registries.registry_revisions(session, name, limit=limit + 1, before=before)
     return RegistryRevisionList(
         items=[RegistryRevisionRead.of(item) for item in items[:limit]],

@@ -12,9 +12,9 @@ from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel
 
 from slipway.api.deps import Admin, Operator, SessionDep, SettingsDep, Viewer
+from slipway.api.pagination import decode_cursor, next_cursor
 from slipway.targets import service
 from slipway.targets.forms import create_input, update_input
-from slipway.targets.paging import after_name, before_revision, next_cursor
 from slipway.targets.schemas import (
     DockerEndpointCreate,
     DockerEndpointList,
@@ -79,7 +79,7 @@ def list_endpoints(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: str | None = None,
 ) -> DockerEndpointList:
-    after = after_name(cursor)
+    after = decode_cursor(cursor, str)
     items = service.list_(session, settings=settings, limit=limit + 1, after=after)
     session.commit()  # the built-in `local` may have been written just now
     return DockerEndpointList(
@@ -180,7 +180,7 @@ def list_revisions(
     cursor: str | None = None,
 ) -> DockerEndpointRevisionList:
     """Every saved state of the endpoint, newest (the one in effect) first."""
-    before = before_revision(cursor)
+    before = decode_cursor(cursor, int)
     items = service.revisions(session, name=name, settings=settings, limit=limit + 1, before=before)
     session.commit()
     return DockerEndpointRevisionList(
