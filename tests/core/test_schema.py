@@ -10,7 +10,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, make_url, text
 
 from slipway.core import schema
 from slipway.core.config import Settings
@@ -79,3 +79,21 @@ def test_the_models_and_the_migrations_agree(database_url: str) -> None:
         engine.dispose()
 
     assert differences == []
+
+
+def test_the_revisions_a_health_check_reads_are_alembics(empty_database: str, tmp_path: Path):
+    """Read without importing alembic (an API or worker never migrates), and the same answers."""
+    assert schema.head_revision() == ScriptDirectory(str(schema.MIGRATIONS_DIR)).get_current_head()
+    if empty_database.startswith("sqlite"):
+        Path(make_url(empty_database).database or "").parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(empty_database)
+    try:
+        for migrate in (False, True):
+            if migrate:
+                schema.upgrade(Settings(data_dir=tmp_path / "data", database_url=empty_database))
+            with engine.connect() as conn:
+                alembic_says = MigrationContext.configure(conn).get_current_revision()
+                assert schema.current_revision(conn) == alembic_says
+        assert alembic_says == schema.head_revision()
+    finally:
+        engine.dispose()
