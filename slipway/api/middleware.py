@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from slipway.api.errors import error_body, shaped_for
 from slipway.api.sessions import close_sessions
+from slipway.audit.service import AuditFields
 
 log = logging.getLogger("slipway.request")
 
@@ -41,7 +42,7 @@ def route_template(scope: Scope) -> str:
     return str(scope["path"])
 
 
-def audit_values(scope: Scope, status_code: int) -> dict[str, Any]:
+def audit_values(scope: Scope, status_code: int) -> AuditFields:
     """The audit row of the request in `scope`, answered with `status_code`."""
     state = scope.get("state", {})
     client = scope.get("client")

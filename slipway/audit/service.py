@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
@@ -15,60 +15,45 @@ from slipway.core.db import execute_autocommit, utcnow
 _INSERT = insert(AuditEntry.__table__)
 
 
-def record_now(
-    settings: Settings,
-    *,
-    actor: str | None,
-    action: str,
-    target: str | None,
-    source_ip: str | None,
-    status_code: int,
-    request_id: str | None,
-    details: dict[str, Any] | None = None,
-) -> None:
+class AuditFields(TypedDict):
+    """What one audit row says; the result (ok, denied, error) follows from the status."""
+
+    actor: str | None
+    action: str
+    target: str | None
+    source_ip: str | None
+    status_code: int
+    request_id: str | None
+    details: NotRequired[dict[str, Any] | None]
+
+
+def record_now(settings: Settings, **fields: Unpack[AuditFields]) -> None:
     """Store one row at once, in a transaction of its own: one statement on a connection of the
     autocommit pool (no BEGIN and COMMIT round trips)."""
-    values = _values(actor, action, target, source_ip, status_code, request_id, details)
-    execute_autocommit(settings, _INSERT, values)
+    execute_autocommit(settings, _INSERT, _values(fields))
 
 
-def row(
-    *,
-    actor: str | None,
-    action: str,
-    target: str | None,
-    source_ip: str | None,
-    status_code: int,
-    request_id: str | None,
-    details: dict[str, Any] | None = None,
-) -> tuple[Table, dict[str, Any]]:
+def row(**fields: Unpack[AuditFields]) -> tuple[Table, dict[str, Any]]:
     """(table, values) of one row, every column given (the time too), for a caller that stores
     it in a statement of its own making."""
-    values = _values(actor, action, target, source_ip, status_code, request_id, details)
+    values = _values(fields)
     values["time"] = utcnow()
     return AuditEntry.__table__, values
 
 
-def _values(
-    actor: str | None,
-    action: str,
-    target: str | None,
-    source_ip: str | None,
-    status_code: int,
-    request_id: str | None,
-    details: dict[str, Any] | None,
-) -> dict[str, Any]:
+def _values(fields: AuditFields) -> dict[str, Any]:
+    status_code = fields["status_code"]
     return {
-        "actor": _fit(actor, AuditEntry.actor),
-        "action": _fit(action, AuditEntry.action) or "",
-        "target": _fit(target, AuditEntry.target),
-        "source_ip": _fit(source_ip, AuditEntry.source_ip),
+        "actor": _fit(fields["actor"], AuditEntry.actor),
+        "action": _fit(fields["action"], AuditEntry.action) or "",
+        "target": _fit(fields["target"], AuditEntry.target),
+        "source_ip": _fit(fields["source_ip"], AuditEntry.source_ip),
         "status_code": status_code,
         "result": "ok"
         if status_code < 400
         else ("denied" if status_code in (401, 403, 429) else "error"),
-        "request_id": _fit(request_id, AuditEntry.request_id),
-        "details": details,
+        "request_id": _fit(fields["request_id"], AuditEntry.request_id),
+        "details": fields.get("details"),
     }
 
 
