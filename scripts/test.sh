@@ -4,7 +4,12 @@
 # was started here. Exits with pytest's code. As root, the TLS tests also start a second dockerd
 # of their own on 127.0.0.1 and stop it at the end of the session.
 #
-#   scripts/test.sh [PYTEST_ARGS...]      (make test PYTEST_ARGS='-x -k auth')
+# The tests run in SLIPWAY_TEST_PROCESSES pytest processes at once (pytest-xdist, default 3, whole
+# files to each): most of a test's time is spent waiting on the processes, engines and hosts it
+# started. Each process is a test session of its own (its own Redis database, PostgreSQL database,
+# sshd block, registry port and forker), as two `make test` on one machine are.
+#
+#   scripts/test.sh [PYTEST_ARGS...]      (make test PYTEST_ARGS='-x -k auth'; -n 0: one process)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,5 +35,5 @@ trap 'exit 143' TERM
 scripts/test-services.sh start "$SLIPWAY_TEST_SERVICES_STATE"
 
 rc=0
-.venv/bin/pytest "$@" || rc=$?
+.venv/bin/pytest -n "${SLIPWAY_TEST_PROCESSES:-3}" --dist loadfile "$@" || rc=$?
 exit "$rc"
