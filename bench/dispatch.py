@@ -11,7 +11,7 @@ Latency: one job at a time on an idle worker; from the client's clock just befor
 the bare `Queue.enqueue`) to the job code's first line, which pushes time.time() to a Redis list.
 Throughput: 500 trivial jobs submitted by 8 client threads at once, 2 workers; from the first POST
 (enqueue) to the last job's end, `finished_at` as the operations table holds it (bare: RQ's
-`ended_at`), so every operation went API -> queued -> running -> succeeded. Measured in three
+`ended_at`), so every operation went API -> queued -> running -> succeeded. Measured in five
 interleaved rounds (slipway, bare, slipway, bare, ...); the figure is the median of the rounds'
 ratios, each round's ratio is printed too. For the diagnosis, also
 the drain rate (500 jobs queued while the workers are paused with SIGSTOP, timed from SIGCONT: the
@@ -53,7 +53,7 @@ WARMUP = 10
 BURST = 500
 # The throughput pair (slipway, then bare) is measured this many times; the figure is the median
 # ratio. Other work on a two-core machine moves single runs by tens of percent.
-ROUNDS = 3
+ROUNDS = 5
 CLIENT_THREADS = 8
 BARE_QUEUE = "bench-bare"
 
