@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URLPath
 
 from slipway.api.deps import Operator, SessionDep, SettingsDep, Viewer, audit_row, audited
@@ -15,6 +14,7 @@ from slipway.api.sessions import read_in_thread
 from slipway.core.errors import InputError
 from slipway.jobs import service
 from slipway.jobs.follow import follow
+from slipway.jobs.intake import intake
 from slipway.jobs.kinds import get_kind
 from slipway.jobs.logs import read_lines
 from slipway.jobs.models import OperationStatus, Trigger
@@ -88,7 +88,6 @@ async def list_operations(
 @router.post("", response_model=OperationEnvelope, status_code=status.HTTP_202_ACCEPTED)
 async def create_operation(
     principal: Operator,
-    session: SessionDep,
     settings: SettingsDep,
     body: OperationCreate,
     request: Request,
@@ -102,11 +101,9 @@ async def create_operation(
             field="kind",
             code="kind_not_startable",
         )
-    # `async def` with the one blocking call sent to the thread pool: FastAPI runs a plain `def`
-    # endpoint there, and then its response model's validation in a second trip.
-    operation = await run_in_threadpool(
-        service.submit,
-        session,
+    # Stored by the intake thread, with whatever other POSTs arrived at the same time
+    # (jobs/intake.py); the audit row commits with the operation.
+    operation = await intake.submit(
         settings,
         kind=body.kind,
         subject=body.subject,
@@ -114,7 +111,6 @@ async def create_operation(
         actor=principal.name,
         trigger=Trigger.api,
         scheduled_for=body.scheduled_for,
-        # The audit row commits with the operation.
         also_insert=[audit_row(request, status.HTTP_202_ACCEPTED)],
     )
     audited(request, status.HTTP_202_ACCEPTED)

@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Table, bindparam, func, insert, select, tuple_, update
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy import Table, func, select, tuple_, update
+from sqlalchemy.orm import Session
 
 from slipway.core.config import Settings
-from slipway.core.db import execute_on_driver, hold_mutex, utcnow
+from slipway.core.db import hold_mutex, utcnow
 from slipway.core.errors import InputError, InvalidStateError, NotFoundError
 from slipway.core.redis import get_redis, key
 from slipway.jobs import locks, queue
+from slipway.jobs.inserts import insert_at_once, insert_new, insert_rows, is_clean
 from slipway.jobs.kinds import get_kind
 from slipway.jobs.logs import append_system_line, end_stream
 from slipway.jobs.models import (
@@ -31,6 +32,35 @@ CANCEL_CHANNEL = key("cancel")
 
 def _next_position() -> int:
     return time.time_ns() // 1000
+
+
+def new_operation(
+    *,
+    kind: str,
+    subject: str | None = None,
+    params: dict[str, Any] | None = None,
+    actor: str | None = None,
+    trigger: Trigger | str = Trigger.api,
+    lock_keys: list[Any] | None = None,
+    timeout: int | None = None,
+    max_attempts: int | None = None,
+) -> Operation:
+    """A queued operation of `kind`, not stored yet, with the kind's queue and limits."""
+    spec = get_kind(kind)
+    return Operation(
+        kind=kind,
+        subject=subject,
+        params=params or {},
+        actor=actor,
+        trigger=str(trigger),
+        queue=spec.queue,
+        lock_keys=[lock.to_dict() for lock in locks.parse_lock_keys(lock_keys)],
+        position=_next_position(),
+        timeout=timeout or spec.timeout,
+        max_attempts=max_attempts or spec.max_attempts,
+        status=OperationStatus.queued,
+        state={},
+    )
 
 
 def submit(
@@ -56,142 +86,41 @@ def submit(
     `also_insert` rows (table, values) are stored in the operation's transaction: the audit row
     of the request that started it.
     """
-    spec = get_kind(kind)
-    keys = locks.parse_lock_keys(lock_keys)
-    operation = Operation(
+    operation = new_operation(
         kind=kind,
         subject=subject,
-        params=params or {},
+        params=params,
         actor=actor,
-        trigger=str(trigger),
-        queue=spec.queue,
-        lock_keys=[lock.to_dict() for lock in keys],
-        position=_next_position(),
-        timeout=timeout or spec.timeout,
-        max_attempts=max_attempts or spec.max_attempts,
-        status=OperationStatus.queued,
-        state={},
+        trigger=trigger,
+        lock_keys=lock_keys,
+        timeout=timeout,
+        max_attempts=max_attempts,
     )
     if scheduled_for is not None and scheduled_for > utcnow():
         operation.status = OperationStatus.scheduled
         operation.scheduled_for = scheduled_for
         session.add(operation)
-        _insert_rows(session, also_insert)
+        insert_rows(session, also_insert)
         session.commit()
         return operation
-    if keys:
+    if operation.lock_keys:
         session.add(operation)
-        _insert_rows(session, also_insert)
+        insert_rows(session, also_insert)
         dispatch(session, settings, [operation], enqueue=enqueue)
         return operation
-    # Nothing to wait for: queued at once, as `dispatch` would, in one INSERT. This is the path of
-    # every `POST /operations`.
+    # Nothing to wait for: queued at once, as `dispatch` would, in one INSERT.
     operation.created_at = operation.queued_at = utcnow()
-    if not settings.is_sqlite and _is_clean(session):
+    if not settings.is_sqlite and is_clean(session):
         # Nothing else to commit: the operation and its companion rows in one statement on the
         # autocommit pool, one round trip instead of five (ping, BEGIN, the INSERTs, COMMIT).
-        _insert_at_once(settings, session, operation, also_insert)
+        insert_at_once(settings, session, operation, also_insert)
     else:
-        _insert(session, operation)
-        _insert_rows(session, also_insert)
+        insert_new(session, operation)
+        insert_rows(session, also_insert)
         session.commit()
     if enqueue:
         enqueue_all(settings, [operation])
     return operation
-
-
-def _insert_rows(session: Session, rows: Sequence[tuple[Table, dict[str, Any]]]) -> None:
-    for table, values in rows:
-        session.execute(insert(table), values)
-
-
-def _is_clean(session: Session) -> bool:
-    """Whether the session has nothing of its own to commit."""
-    return not (session.in_transaction() or session.new or session.dirty or session.deleted)
-
-
-def _column_default(column: Any) -> Any:
-    default = column.default
-    if default is None:
-        return lambda: None
-    if default.is_callable:
-        return lambda: default.arg(None)
-    return lambda: default.arg
-
-
-_INSERT_OPERATION = insert(Operation.__table__)
-_DEFAULTS = {column.key: _column_default(column) for column in Operation.__table__.columns}
-
-
-def _insert(session: Session, operation: Operation) -> None:
-    """INSERT a new operation, then attach it to the session as if loaded from it.
-
-    Cheaper than the unit of work for one row. Every column gets its value first (the model's
-    default where none was given), so reading the object never goes back to the database; a None
-    is left out of the INSERT, so the column is SQL NULL as when the ORM leaves it unset."""
-    session.execute(_INSERT_OPERATION, _row_of(operation))
-    make_transient_to_detached(operation)
-    session.add(operation)
-
-
-def _row_of(operation: Operation) -> dict[str, Any]:
-    loaded = operation.__dict__
-    for name, default in _DEFAULTS.items():
-        if name not in loaded:
-            setattr(operation, name, default())
-    return {name: loaded[name] for name in _DEFAULTS if loaded[name] is not None}
-
-
-def _insert_at_once(
-    settings: Settings,
-    session: Session,
-    operation: Operation,
-    also_insert: Sequence[tuple[Table, dict[str, Any]]],
-) -> None:
-    """`_insert` and `_insert_rows` as one statement, its own transaction (PostgreSQL: the other
-    rows are INSERTs in a WITH clause, which commit or fail with the operation's), handed to the
-    driver directly (`execute_on_driver`: every column has its parameter)."""
-    tables = tuple(table for table, _ in also_insert)
-    statement = _at_once_statements.get(tables)
-    if statement is None:
-        statement = _at_once_statements[tables] = _at_once_statement(tables)
-    row = _row_of(operation)
-    params = {f"op_{name}": row.get(name) for name in _DEFAULTS}
-    for index, (table, values) in enumerate(also_insert):
-        params.update({f"r{index}_{c.key}": values.get(c.key) for c in _insertable(table)})
-    execute_on_driver(settings, statement, params)
-    make_transient_to_detached(operation)
-    session.add(operation)
-
-
-# Built once per set of companion tables, with a parameter per column: SQLAlchemy then reuses
-# the compiled statement (building `.values({...})` per call costs more than the round trip saved).
-_at_once_statements: dict[tuple[Table, ...], Any] = {}
-
-
-def _insertable(table: Table) -> list[Any]:
-    """Every column but a key the database numbers."""
-    return [c for c in table.columns if not (c.primary_key and c.autoincrement is True)]
-
-
-def _param(name: str, column: Any) -> Any:
-    # A None is SQL NULL, for JSON columns too (as when the column is left out of an INSERT).
-    if isinstance(column.type, JSON):
-        return bindparam(name, type_=JSON(none_as_null=True))
-    return bindparam(name, type_=column.type)
-
-
-def _at_once_statement(tables: tuple[Table, ...]) -> Any:
-    operations = Operation.__table__
-    statement = insert(operations).values(
-        {c.key: _param(f"op_{c.key}", c) for c in operations.columns}
-    )
-    for index, table in enumerate(tables):
-        companion = insert(table).values(
-            {c.key: _param(f"r{index}_{c.key}", c) for c in _insertable(table)}
-        )
-        statement = statement.add_cte(companion.cte(f"also_{index}"))
-    return statement
 
 
 def dispatch(

@@ -1,0 +1,197 @@
+"""Group submit: the API's `POST /operations` are stored by one thread, whatever has arrived at
+once in one transaction and enqueued in one Redis round trip.
+
+Under load many POSTs arrive together. Each used to take a trip of its own to the thread pool
+(with eight in flight, the threads spend more CPU passing the GIL than storing rows), its own
+INSERT and commit and its own round trip to Redis. Here the event loop hands each request to the
+one intake thread; the thread takes everything waiting, stores it with `inserts.insert_many` and
+enqueues it with one pipeline, and wakes each request. A lone request is stored exactly as
+`service.submit` stores it, one statement. If a batch fails, each of its requests is stored on
+its own, so that one bad request fails alone and every caller gets its own answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import queue
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from slipway.core.config import Settings
+from slipway.core.db import session_factory, utcnow
+from slipway.jobs import service
+from slipway.jobs.inserts import Companions, insert_many
+from slipway.jobs.models import Operation, Trigger
+
+log = logging.getLogger(__name__)
+
+# Enough to take a burst whole; a bigger batch only makes its first request wait longer.
+MAX_BATCH = 64
+
+
+@dataclass
+class Submission:
+    """One request to start an operation, and where its answer goes."""
+
+    settings: Settings
+    kind: str
+    subject: str | None
+    params: dict[str, Any] | None
+    actor: str | None
+    trigger: Trigger | str
+    scheduled_for: datetime | None
+    also_insert: Companions
+    loop: asyncio.AbstractEventLoop = field(repr=False)
+    future: asyncio.Future[Operation] = field(repr=False)
+
+    @property
+    def starts_now(self) -> bool:
+        return self.scheduled_for is None or self.scheduled_for <= utcnow()
+
+    def store_alone(self) -> Operation:
+        with session_factory(self.settings)() as session:
+            return service.submit(
+                session,
+                self.settings,
+                kind=self.kind,
+                subject=self.subject,
+                params=self.params,
+                actor=self.actor,
+                trigger=self.trigger,
+                scheduled_for=self.scheduled_for,
+                also_insert=self.also_insert,
+            )
+
+    def answer(self, operation: Operation | None, error: BaseException | None) -> None:
+        with contextlib.suppress(RuntimeError):  # the caller's loop is gone: nobody to tell
+            self.loop.call_soon_threadsafe(_settle, self.future, operation, error)
+
+
+def _settle(
+    future: asyncio.Future[Operation], operation: Operation | None, error: BaseException | None
+) -> None:
+    if future.done():  # the request was canceled (its client went away); the row stays
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(operation)  # type: ignore[arg-type]
+
+
+class Intake:
+    """The one intake thread of this process, started at the first submission."""
+
+    def __init__(self) -> None:
+        self._waiting: queue.SimpleQueue[Submission] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._owner_pid = 0  # a forked child starts a thread of its own
+
+    async def submit(
+        self,
+        settings: Settings,
+        *,
+        kind: str,
+        subject: str | None = None,
+        params: dict[str, Any] | None = None,
+        actor: str | None = None,
+        trigger: Trigger | str = Trigger.api,
+        scheduled_for: datetime | None = None,
+        also_insert: Companions = (),
+    ) -> Operation:
+        """`service.submit` for an operation without locks, from the event loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Operation] = loop.create_future()
+        self._ensure_thread()
+        self._waiting.put(
+            Submission(
+                settings,
+                kind,
+                subject,
+                params,
+                actor,
+                trigger,
+                scheduled_for,
+                also_insert,
+                loop,
+                future,
+            )  # fmt: skip
+        )
+        return await future
+
+    def _ensure_thread(self) -> None:
+        if self._owner_pid == os.getpid():
+            return
+        with self._lock:
+            if self._owner_pid != os.getpid():
+                self._waiting = queue.SimpleQueue()
+                threading.Thread(target=self._run, name="slipway-intake", daemon=True).start()
+                self._owner_pid = os.getpid()
+
+    def _run(self) -> None:
+        waiting = self._waiting
+        while True:
+            batch = [waiting.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(waiting.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._store(batch)
+            except BaseException:  # the thread must outlive any request
+                log.exception("the intake thread failed to answer %d submissions", len(batch))
+
+    def _store(self, batch: list[Submission]) -> None:
+        together = [s for s in batch if s.starts_now]
+        alone = [s for s in batch if not s.starts_now]
+        if len(together) > 1:
+            by_settings: dict[int, list[Submission]] = {}
+            for submission in together:
+                by_settings.setdefault(id(submission.settings), []).append(submission)
+            for group in by_settings.values():
+                if len(group) > 1 and self._store_together(group):
+                    continue
+                alone.extend(group)
+        else:
+            alone.extend(together)
+        for submission in alone:
+            try:
+                submission.answer(submission.store_alone(), None)
+            except Exception as exc:
+                submission.answer(None, exc)
+
+    @staticmethod
+    def _store_together(group: list[Submission]) -> bool:
+        """Store and enqueue `group` at once and answer each; False (nothing stored) on error."""
+        settings = group[0].settings
+        try:
+            operations = [
+                service.new_operation(
+                    kind=submission.kind,
+                    subject=submission.subject,
+                    params=submission.params,
+                    actor=submission.actor,
+                    trigger=submission.trigger,
+                )
+                for submission in group
+            ]
+            for operation in operations:
+                operation.created_at = operation.queued_at = utcnow()
+            insert_many(
+                settings, [(op, s.also_insert) for op, s in zip(operations, group, strict=True)]
+            )
+        except Exception:
+            log.warning("storing %d operations together failed; storing each alone", len(group))
+            return False
+        service.enqueue_all(settings, operations)
+        for operation, submission in zip(operations, group, strict=True):
+            submission.answer(operation, None)
+        return True
+
+
+intake = Intake()

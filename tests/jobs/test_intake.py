@@ -1,0 +1,123 @@
+"""Group submit (jobs/intake.py): requests that arrive together are stored in one transaction and
+enqueued in one round trip, each with its own row, audit row and job; one bad request fails
+alone; a scheduled one waits for its time."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from rq import Queue
+from rq.serializers import JSONSerializer
+from sqlalchemy import event, func, select
+
+from slipway.audit import service as audit_service
+from slipway.audit.models import AuditEntry
+from slipway.core.db import get_engine, session_factory, utcnow
+from slipway.core.errors import InputError
+from slipway.core.redis import get_redis
+from slipway.jobs import queue
+from slipway.jobs.intake import intake
+from slipway.jobs.models import Operation, OperationStatus
+
+NOOP = "system.noop"
+
+
+def audit(request_id: str):
+    return audit_service.row(
+        actor="ci",
+        action="POST /api/v1/operations",
+        target="/api/v1/operations",
+        source_ip="127.0.0.1",
+        status_code=202,
+        request_id=request_id,
+    )
+
+
+def submit_together(settings, requests: list[dict]) -> list:
+    """Every request handed to the intake in the same turn of the event loop, as concurrent POSTs
+    are; each outcome is an Operation or the exception its caller got."""
+
+    async def all_at_once() -> list:
+        return await asyncio.gather(
+            *(intake.submit(settings, **request) for request in requests), return_exceptions=True
+        )
+
+    return asyncio.run(all_at_once())
+
+
+def queued_job_ids(settings) -> list[str]:
+    name = queue.queue_name("default")
+    return Queue(name, connection=get_redis(settings), serializer=JSONSerializer).job_ids
+
+
+def stored(settings) -> tuple[dict[str, Operation], list[str | None]]:
+    with session_factory(settings)() as session:
+        operations = {op.id: op for op in session.scalars(select(Operation))}
+        audited = list(session.scalars(select(AuditEntry.request_id)))
+    return operations, audited
+
+
+def test_requests_arriving_together_are_stored_in_one_transaction_each_with_its_own_job(settings):
+    commits = []
+    event.listen(get_engine(settings), "commit", lambda conn: commits.append(1))
+    requests = [
+        {"kind": NOOP, "subject": f"s{n}", "actor": "ci", "also_insert": [audit(f"r{n}")]}
+        for n in range(20)
+    ]
+
+    outcomes = submit_together(settings, requests)
+
+    assert all(isinstance(outcome, Operation) for outcome in outcomes), outcomes
+    operations, audited = stored(settings)
+    ids = [outcome.id for outcome in outcomes]
+    assert sorted(ids) == sorted(operations) and len(set(ids)) == 20
+    assert [operations[i].subject for i in ids] == [f"s{n}" for n in range(20)]
+    assert all(op.status == OperationStatus.queued and op.queued_at for op in operations.values())
+    assert sorted(audited) == sorted(f"r{n}" for n in range(20))
+    assert sorted(queued_job_ids(settings)) == sorted(ids)  # each enqueued, once
+    # Stored alone, each would have been a transaction (on PostgreSQL, a statement on the
+    # autocommit pool, which commits nothing on this engine).
+    assert 1 <= len(commits) < 20, commits
+
+
+def test_a_bad_request_among_others_fails_alone_and_the_others_are_stored(settings):
+    requests = [
+        {"kind": NOOP, "subject": "first", "also_insert": [audit("a")]},
+        {"kind": "no.such.kind", "subject": "bad", "also_insert": [audit("b")]},
+        {"kind": NOOP, "subject": "third", "also_insert": [audit("c")]},
+    ]
+
+    first, bad, third = submit_together(settings, requests)
+
+    assert isinstance(bad, InputError) and bad.details == {"field": "kind"}
+    assert "no.such.kind" in bad.message
+    operations, audited = stored(settings)
+    assert sorted(operations) == sorted([first.id, third.id])
+    assert sorted(audited) == ["a", "c"]  # the refused request changed nothing
+    assert sorted(queued_job_ids(settings)) == sorted([first.id, third.id])
+
+
+def test_a_request_for_later_is_scheduled_not_queued(settings):
+    later = utcnow() + timedelta(hours=1)
+    now, scheduled = submit_together(
+        settings, [{"kind": NOOP}, {"kind": NOOP, "scheduled_for": later}]
+    )
+
+    operations, _ = stored(settings)
+    assert operations[now.id].status == OperationStatus.queued
+    assert operations[scheduled.id].status == OperationStatus.scheduled
+    assert operations[scheduled.id].scheduled_for == later
+    assert queued_job_ids(settings) == [now.id]
+
+
+def test_a_database_that_does_not_answer_fails_every_request_and_stores_nothing(settings):
+    broken = settings.model_copy(
+        update={"database_url": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
+    )
+    outcomes = submit_together(broken, [{"kind": NOOP} for _ in range(3)])
+
+    assert all(isinstance(outcome, Exception) for outcome in outcomes), outcomes
+    assert queued_job_ids(settings) == []
+    with session_factory(settings)() as session:
+        assert session.scalar(select(func.count()).select_from(Operation)) == 0
