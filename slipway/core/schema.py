@@ -57,8 +57,9 @@ def alembic_config(settings: Settings) -> Config:
     return config
 
 
-def _revision_ids(script: Path) -> tuple[str, tuple[str, ...]]:
-    """A migration script's `revision` and the revisions it follows, read without running it."""
+def _revision_ids(script: Path) -> tuple[str, tuple[str, ...]] | None:
+    """A migration script's `revision` and the revisions it follows, read without running it
+    (None for a file in the folder that is no migration)."""
     values: dict[str, Any] = {}
     for node in ast.parse(script.read_text()).body:
         if isinstance(node, ast.AnnAssign) and node.value is not None:
@@ -69,6 +70,8 @@ def _revision_ids(script: Path) -> tuple[str, tuple[str, ...]]:
             continue
         if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
             values[target.id] = ast.literal_eval(value)
+    if "revision" not in values:
+        return None
     down = values.get("down_revision")
     downs = () if down is None else (down,) if isinstance(down, str) else tuple(down)
     return str(values["revision"]), downs
@@ -81,7 +84,10 @@ def head_revision() -> str | None:
     revisions: set[str] = set()
     followed: set[str] = set()
     for script in (MIGRATIONS_DIR / "versions").glob("*.py"):
-        revision, downs = _revision_ids(script)
+        ids = _revision_ids(script)
+        if ids is None:
+            continue
+        revision, downs = ids
         revisions.add(revision)
         followed.update(downs)
     heads = sorted(revisions - followed)

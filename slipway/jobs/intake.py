@@ -6,8 +6,9 @@ Under load many POSTs arrive together. Each used to take a trip of its own to th
 INSERT and commit and its own round trip to Redis. Here the event loop hands each request to the
 one intake thread; the thread takes everything waiting, stores it with `inserts.insert_many` and
 enqueues it with one pipeline, and wakes each request. A lone request is stored exactly as
-`service.submit` stores it, one statement. If a batch fails, each of its requests is stored on
-its own, so that one bad request fails alone and every caller gets its own answer.
+`service.submit` stores it, one statement. If a batch fails on one of its rows, each of its
+requests is stored on its own, so that one bad request fails alone; if the database fails, the
+whole batch gets that error at once. Every request is answered, whatever happens.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import DataError, IntegrityError
+
 from slipway.core.config import Settings
 from slipway.core.db import session_factory, utcnow
+from slipway.core.errors import InputError
 from slipway.jobs import service
 from slipway.jobs.inserts import Companions, insert_many
 from slipway.jobs.models import Operation, Trigger
@@ -48,10 +52,10 @@ class Submission:
     also_insert: Companions
     loop: asyncio.AbstractEventLoop = field(repr=False)
     future: asyncio.Future[Operation] = field(repr=False)
+    answered: bool = False
 
-    @property
-    def starts_now(self) -> bool:
-        return self.scheduled_for is None or self.scheduled_for <= utcnow()
+    def starts_by(self, now: datetime) -> bool:
+        return self.scheduled_for is None or self.scheduled_for <= now
 
     def store_alone(self) -> Operation:
         with session_factory(self.settings)() as session:
@@ -68,6 +72,7 @@ class Submission:
             )
 
     def answer(self, operation: Operation | None, error: BaseException | None) -> None:
+        self.answered = True
         with contextlib.suppress(RuntimeError):  # the caller's loop is gone: nobody to tell
             self.loop.call_soon_threadsafe(_settle, self.future, operation, error)
 
@@ -143,20 +148,25 @@ class Intake:
                     break
             try:
                 self._store(batch)
-            except BaseException:  # the thread must outlive any request
-                log.exception("the intake thread failed to answer %d submissions", len(batch))
+            except BaseException as exc:  # the thread must outlive any request, and answer it
+                log.exception("the intake thread failed on %d submissions", len(batch))
+                for submission in batch:
+                    if not submission.answered:
+                        submission.answer(None, exc)
 
     def _store(self, batch: list[Submission]) -> None:
-        together = [s for s in batch if s.starts_now]
-        alone = [s for s in batch if not s.starts_now]
+        now = utcnow()
+        together: list[Submission] = []
+        alone: list[Submission] = []  # scheduled for later: stored as scheduled, by `submit`
+        for submission in batch:
+            (together if submission.starts_by(now) else alone).append(submission)
         if len(together) > 1:
             by_settings: dict[int, list[Submission]] = {}
             for submission in together:
                 by_settings.setdefault(id(submission.settings), []).append(submission)
             for group in by_settings.values():
-                if len(group) > 1 and self._store_together(group):
-                    continue
-                alone.extend(group)
+                if len(group) == 1 or not self._store_together(group):
+                    alone.extend(group)
         else:
             alone.extend(together)
         for submission in alone:
@@ -167,7 +177,10 @@ class Intake:
 
     @staticmethod
     def _store_together(group: list[Submission]) -> bool:
-        """Store and enqueue `group` at once and answer each; False (nothing stored) on error."""
+        """Store and enqueue `group` at once and answer each. False when one of its requests is
+        at fault (nothing was stored; each is then stored alone, so only that one fails); when
+        the database itself fails, every request of the group gets that error at once (storing
+        each alone would wait on it once per request)."""
         settings = group[0].settings
         try:
             operations = [
@@ -185,9 +198,17 @@ class Intake:
             insert_many(
                 settings, [(op, s.also_insert) for op, s in zip(operations, group, strict=True)]
             )
-        except Exception:
-            log.warning("storing %d operations together failed; storing each alone", len(group))
+        except (InputError, IntegrityError, DataError) as exc:
+            log.warning(
+                "storing %d operations together failed (%s); storing each alone",
+                len(group),
+                type(exc).__name__,
+            )
             return False
+        except Exception as exc:
+            for submission in group:
+                submission.answer(None, exc)
+            return True
         service.enqueue_all(settings, operations)
         for operation, submission in zip(operations, group, strict=True):
             submission.answer(operation, None)

@@ -5,11 +5,13 @@ alone; a scheduled one waits for its time."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 
 from rq import Queue
 from rq.serializers import JSONSerializer
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import IntegrityError
 
 from slipway.audit import service as audit_service
 from slipway.audit.models import AuditEntry
@@ -60,13 +62,20 @@ def stored(settings) -> tuple[dict[str, Operation], list[str | None]]:
 
 def test_requests_arriving_together_are_stored_in_one_transaction_each_with_its_own_job(settings):
     commits = []
-    event.listen(get_engine(settings), "commit", lambda conn: commits.append(1))
+
+    def count(_connection) -> None:
+        commits.append(1)
+
+    event.listen(get_engine(settings), "commit", count)
     requests = [
         {"kind": NOOP, "subject": f"s{n}", "actor": "ci", "also_insert": [audit(f"r{n}")]}
         for n in range(20)
     ]
 
-    outcomes = submit_together(settings, requests)
+    try:
+        outcomes = submit_together(settings, requests)
+    finally:
+        event.remove(get_engine(settings), "commit", count)
 
     assert all(isinstance(outcome, Operation) for outcome in outcomes), outcomes
     operations, audited = stored(settings)
@@ -81,21 +90,32 @@ def test_requests_arriving_together_are_stored_in_one_transaction_each_with_its_
     assert 1 <= len(commits) < 20, commits
 
 
-def test_a_bad_request_among_others_fails_alone_and_the_others_are_stored(settings):
+def test_a_bad_request_among_others_fails_alone_and_the_others_are_stored(settings, caplog):
+    table, values = audit("b")
+    broken_row = (table, {**values, "status_code": None})  # NOT NULL: the database refuses it
     requests = [
         {"kind": NOOP, "subject": "first", "also_insert": [audit("a")]},
-        {"kind": "no.such.kind", "subject": "bad", "also_insert": [audit("b")]},
+        {"kind": NOOP, "subject": "bad", "also_insert": [broken_row]},
         {"kind": NOOP, "subject": "third", "also_insert": [audit("c")]},
     ]
 
-    first, bad, third = submit_together(settings, requests)
+    with caplog.at_level(logging.WARNING, logger="slipway.jobs.intake"):
+        first, bad, third = submit_together(settings, requests)
 
-    assert isinstance(bad, InputError) and bad.details == {"field": "kind"}
-    assert "no.such.kind" in bad.message
+    assert "storing 3 operations together failed (IntegrityError)" in caplog.text
+    assert isinstance(bad, IntegrityError), bad
     operations, audited = stored(settings)
     assert sorted(operations) == sorted([first.id, third.id])
     assert sorted(audited) == ["a", "c"]  # the refused request changed nothing
     assert sorted(queued_job_ids(settings)) == sorted([first.id, third.id])
+
+
+def test_an_unknown_kind_among_others_is_refused_alone(settings):
+    first, bad = submit_together(settings, [{"kind": NOOP}, {"kind": "no.such.kind"}])
+
+    assert isinstance(bad, InputError) and bad.details == {"field": "kind"}
+    assert "no.such.kind" in bad.message
+    assert list(stored(settings)[0]) == [first.id]
 
 
 def test_a_request_for_later_is_scheduled_not_queued(settings):
@@ -121,3 +141,14 @@ def test_a_database_that_does_not_answer_fails_every_request_and_stores_nothing(
     assert queued_job_ids(settings) == []
     with session_factory(settings)() as session:
         assert session.scalar(select(func.count()).select_from(Operation)) == 0
+
+
+def test_with_redis_down_the_requests_are_stored_and_answered_for_maintenance_to_enqueue(settings):
+    no_redis = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+
+    outcomes = submit_together(no_redis, [{"kind": NOOP} for _ in range(3)])
+
+    assert all(isinstance(outcome, Operation) for outcome in outcomes), outcomes
+    operations, _ = stored(settings)
+    assert sorted(operations) == sorted(outcome.id for outcome in outcomes)
+    assert all(op.status == OperationStatus.queued for op in operations.values())
