@@ -10,7 +10,7 @@ from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event, text
+from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -69,6 +69,18 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.close()
 
 
+# libpq waits for a connection as long as TCP lets it: a database host that accepts but never
+# answers (overloaded, half-dead) would hold a request or a job, and the API's one intake thread
+# with it, for minutes. A `connect_timeout` in the URL wins.
+PG_CONNECT_TIMEOUT = 10
+
+
+def _pg_connect_args(database_url: str) -> dict[str, Any]:
+    if "connect_timeout" in make_url(database_url).query:
+        return {}
+    return {"connect_timeout": PG_CONNECT_TIMEOUT}
+
+
 def make_engine(database_url: str, **options: Any) -> Engine:
     """An engine for `database_url`, tuned for the backend; `options` go to create_engine."""
     if database_url.startswith("sqlite"):
@@ -77,7 +89,14 @@ def make_engine(database_url: str, **options: Any) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(database_url, pool_pre_ping=True, pool_size=10, max_overflow=20, **options)
+    return create_engine(
+        database_url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        connect_args=_pg_connect_args(database_url),
+        **options,
+    )
 
 
 @lru_cache
@@ -102,6 +121,7 @@ def _autocommit_engine_for(database_url: str) -> Engine:
         pool_pre_ping=False,
         pool_size=10,
         max_overflow=20,
+        connect_args=_pg_connect_args(database_url),
     )
 
 
