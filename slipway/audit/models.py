@@ -26,4 +26,5 @@ class AuditEntry(Base):
     status_code: Mapped[int]
     result: Mapped[str] = mapped_column(String(16))
     request_id: Mapped[str | None] = mapped_column(String(64))
-    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # None is SQL NULL however the row is written (plain JSON would store the JSON text null).
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
