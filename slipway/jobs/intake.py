@@ -21,7 +21,7 @@ import queue
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Unpack
 
 from sqlalchemy.exc import DataError, IntegrityError
 
@@ -30,7 +30,8 @@ from slipway.core.db import session_factory, utcnow
 from slipway.core.errors import InputError
 from slipway.jobs import service
 from slipway.jobs.inserts import Companions, insert_many
-from slipway.jobs.models import Operation, Trigger
+from slipway.jobs.models import Operation
+from slipway.jobs.service import OperationFields
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,7 @@ class Submission:
     """One request to start an operation, and where its answer goes."""
 
     settings: Settings
-    kind: str
-    subject: str | None
-    params: dict[str, Any] | None
-    actor: str | None
-    trigger: Trigger | str
+    fields: OperationFields
     scheduled_for: datetime | None
     also_insert: Companions
     loop: asyncio.AbstractEventLoop = field(repr=False)
@@ -55,20 +52,18 @@ class Submission:
     answered: bool = False
 
     def starts_by(self, now: datetime) -> bool:
-        return self.scheduled_for is None or self.scheduled_for <= now
+        """Whether it would be queued at `now` without waiting (for its time or its locks)."""
+        starts = self.scheduled_for is None or self.scheduled_for <= now
+        return starts and not self.fields.get("lock_keys")
 
     def store_alone(self) -> Operation:
         with session_factory(self.settings)() as session:
             return service.submit(
                 session,
                 self.settings,
-                kind=self.kind,
-                subject=self.subject,
-                params=self.params,
-                actor=self.actor,
-                trigger=self.trigger,
                 scheduled_for=self.scheduled_for,
                 also_insert=self.also_insert,
+                **self.fields,
             )
 
     def answer(self, operation: Operation | None, error: BaseException | None) -> None:
@@ -100,32 +95,15 @@ class Intake:
         self,
         settings: Settings,
         *,
-        kind: str,
-        subject: str | None = None,
-        params: dict[str, Any] | None = None,
-        actor: str | None = None,
-        trigger: Trigger | str = Trigger.api,
         scheduled_for: datetime | None = None,
         also_insert: Companions = (),
+        **fields: Unpack[OperationFields],
     ) -> Operation:
-        """`service.submit` for an operation without locks, from the event loop."""
+        """`service.submit`, from the event loop."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Operation] = loop.create_future()
         self._ensure_thread()
-        self._waiting.put(
-            Submission(
-                settings,
-                kind,
-                subject,
-                params,
-                actor,
-                trigger,
-                scheduled_for,
-                also_insert,
-                loop,
-                future,
-            )  # fmt: skip
-        )
+        self._waiting.put(Submission(settings, fields, scheduled_for, also_insert, loop, future))
         return await future
 
     def _ensure_thread(self) -> None:
@@ -157,7 +135,7 @@ class Intake:
     def _store(self, batch: list[Submission]) -> None:
         now = utcnow()
         together: list[Submission] = []
-        alone: list[Submission] = []  # scheduled for later: stored as scheduled, by `submit`
+        alone: list[Submission] = []  # for later, or with locks: stored by `service.submit`
         for submission in batch:
             (together if submission.starts_by(now) else alone).append(submission)
         if len(together) > 1:
@@ -183,16 +161,7 @@ class Intake:
         each alone would wait on it once per request)."""
         settings = group[0].settings
         try:
-            operations = [
-                service.new_operation(
-                    kind=submission.kind,
-                    subject=submission.subject,
-                    params=submission.params,
-                    actor=submission.actor,
-                    trigger=submission.trigger,
-                )
-                for submission in group
-            ]
+            operations = [service.new_operation(**submission.fields) for submission in group]
             for operation in operations:
                 operation.created_at = operation.queued_at = utcnow()
             insert_many(

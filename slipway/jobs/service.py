@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from sqlalchemy import Table, func, select, tuple_, update
 from sqlalchemy.orm import Session
@@ -34,30 +34,39 @@ def _next_position() -> int:
     return time.time_ns() // 1000
 
 
-def new_operation(
-    *,
-    kind: str,
-    subject: str | None = None,
-    params: dict[str, Any] | None = None,
-    actor: str | None = None,
-    trigger: Trigger | str = Trigger.api,
-    lock_keys: list[Any] | None = None,
-    timeout: int | None = None,
-    max_attempts: int | None = None,
-) -> Operation:
+class OperationFields(TypedDict, total=False):
+    """What a caller says about a new operation; the rest comes from its kind."""
+
+    kind: Required[str]
+    subject: str | None
+    params: dict[str, Any] | None
+    actor: str | None
+    trigger: Trigger | str
+    lock_keys: list[Any] | None
+    timeout: int | None
+    max_attempts: int | None
+
+
+_FIELD_NAMES = OperationFields.__required_keys__ | OperationFields.__optional_keys__
+
+
+def new_operation(**fields: Unpack[OperationFields]) -> Operation:
     """A queued operation of `kind`, not stored yet, with the kind's queue and limits."""
-    spec = get_kind(kind)
+    unknown = fields.keys() - _FIELD_NAMES
+    if unknown:  # a misspelt keyword must not be dropped silently (no type checker runs here)
+        raise TypeError(f"new_operation() got unexpected keywords: {', '.join(sorted(unknown))}")
+    spec = get_kind(fields["kind"])
     return Operation(
-        kind=kind,
-        subject=subject,
-        params=params or {},
-        actor=actor,
-        trigger=str(trigger),
+        kind=fields["kind"],
+        subject=fields.get("subject"),
+        params=fields.get("params") or {},
+        actor=fields.get("actor"),
+        trigger=str(fields.get("trigger", Trigger.api)),
         queue=spec.queue,
-        lock_keys=[lock.to_dict() for lock in locks.parse_lock_keys(lock_keys)],
+        lock_keys=[lock.to_dict() for lock in locks.parse_lock_keys(fields.get("lock_keys"))],
         position=_next_position(),
-        timeout=timeout or spec.timeout,
-        max_attempts=max_attempts or spec.max_attempts,
+        timeout=fields.get("timeout") or spec.timeout,
+        max_attempts=fields.get("max_attempts") or spec.max_attempts,
         status=OperationStatus.queued,
         state={},
     )
@@ -67,17 +76,10 @@ def submit(
     session: Session,
     settings: Settings,
     *,
-    kind: str,
-    subject: str | None = None,
-    params: dict[str, Any] | None = None,
-    actor: str | None = None,
-    trigger: Trigger | str = Trigger.api,
-    lock_keys: list[Any] | None = None,
     scheduled_for: datetime | None = None,
-    timeout: int | None = None,
-    max_attempts: int | None = None,
     enqueue: bool = True,
     also_insert: Sequence[tuple[Table, dict[str, Any]]] = (),
+    **fields: Unpack[OperationFields],
 ) -> Operation:
     """Record a new operation and start it: queued, waiting for its locks, or scheduled.
 
@@ -86,16 +88,7 @@ def submit(
     `also_insert` rows (table, values) are stored in the operation's transaction: the audit row
     of the request that started it.
     """
-    operation = new_operation(
-        kind=kind,
-        subject=subject,
-        params=params,
-        actor=actor,
-        trigger=trigger,
-        lock_keys=lock_keys,
-        timeout=timeout,
-        max_attempts=max_attempts,
-    )
+    operation = new_operation(**fields)
     if scheduled_for is not None and scheduled_for > utcnow():
         operation.status = OperationStatus.scheduled
         operation.scheduled_for = scheduled_for

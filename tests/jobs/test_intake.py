@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import psycopg
+import pytest
 from rq import Queue
 from rq.serializers import JSONSerializer
 from sqlalchemy import event, func, make_url, select
@@ -22,7 +23,7 @@ from slipway.audit.models import AuditEntry
 from slipway.core.db import get_engine, session_factory, utcnow
 from slipway.core.errors import InputError
 from slipway.core.redis import get_redis
-from slipway.jobs import queue
+from slipway.jobs import queue, service
 from slipway.jobs.intake import intake
 from slipway.jobs.models import Operation, OperationStatus
 
@@ -197,3 +198,10 @@ def test_with_redis_down_the_requests_are_stored_and_answered_for_maintenance_to
     operations, _ = stored(settings)
     assert sorted(operations) == sorted(outcome.id for outcome in outcomes)
     assert all(op.status == OperationStatus.queued for op in operations.values())
+
+
+def test_a_misspelt_keyword_is_refused_not_dropped(settings):
+    # `lock_key` for `lock_keys` would otherwise start the operation without its locks.
+    with session_factory(settings)() as session, pytest.raises(TypeError, match="lock_key"):
+        service.submit(session, settings, kind=NOOP, lock_key=["app:x"])  # type: ignore[call-arg]
+    assert stored(settings)[0] == {}
