@@ -3,6 +3,7 @@ request that started it) in one statement, or many operations in one transaction
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,27 +68,19 @@ def insert_at_once(
     """`insert_new` and `insert_rows` as one statement, its own transaction (PostgreSQL: the other
     rows are INSERTs in a WITH clause, which commit or fail with the operation's), handed to the
     driver directly (`execute_on_driver`: every column has its parameter)."""
-    tables = tuple(table for table, _ in also_insert)
-    statement = _at_once_statements.get(tables)
-    if statement is None:
-        statement = _at_once_statements[tables] = _at_once_statement(tables)
-    row = _row_of(operation)
-    params = {f"op_{name}": row.get(name) for name in _DEFAULTS}
+    statement = _at_once_statement(tuple(table for table, _ in also_insert))
+    params = _every_column(Operation.__table__, _row_of(operation), "op_")
     for index, (table, values) in enumerate(also_insert):
-        params.update({f"r{index}_{c.key}": values.get(c.key) for c in _insertable(table)})
+        params.update(_every_column(table, values, f"r{index}_"))
     execute_on_driver(settings, statement, params)
     make_transient_to_detached(operation)
     session.add(operation)
 
 
-# Built once per set of companion tables, with a parameter per column: SQLAlchemy then reuses
-# the compiled statement (building `.values({...})` per call costs more than the round trip saved).
-_at_once_statements: dict[tuple[Table, ...], Any] = {}
-
-
-def _insertable(table: Table) -> list[Any]:
+@functools.cache
+def _insertable(table: Table) -> tuple[Any, ...]:
     """Every column but a key the database numbers."""
-    return [c for c in table.columns if not (c.primary_key and c.autoincrement is True)]
+    return tuple(c for c in table.columns if not (c.primary_key and c.autoincrement is True))
 
 
 def _param(name: str, column: Any) -> Any:
@@ -97,22 +90,27 @@ def _param(name: str, column: Any) -> Any:
     return bindparam(name, type_=column.type)
 
 
+# The statements are built once (cached) with a parameter per column: SQLAlchemy and the driver
+# then reuse their compiled forms (building `.values({...})` per call costs more than the round
+# trip saved), and every row of an executemany gives the same parameters.
+@functools.cache
+def _every_column_insert(table: Table, prefix: str = "") -> Any:
+    """An INSERT into `table` with a parameter for each column (named `prefix` + its key)."""
+    return insert(table).values({c.key: _param(f"{prefix}{c.key}", c) for c in _insertable(table)})
+
+
+def _every_column(table: Table, values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The parameters of `_every_column_insert(table, prefix)` for one row (None where missing)."""
+    return {f"{prefix}{c.key}": values.get(c.key) for c in _insertable(table)}
+
+
+@functools.cache
 def _at_once_statement(tables: tuple[Table, ...]) -> Any:
-    operations = Operation.__table__
-    statement = insert(operations).values(
-        {c.key: _param(f"op_{c.key}", c) for c in operations.columns}
-    )
+    statement = _every_column_insert(Operation.__table__, "op_")
     for index, table in enumerate(tables):
-        companion = insert(table).values(
-            {c.key: _param(f"r{index}_{c.key}", c) for c in _insertable(table)}
-        )
+        companion = _every_column_insert(table, f"r{index}_")
         statement = statement.add_cte(companion.cte(f"also_{index}"))
     return statement
-
-
-# One per table, a parameter per column (JSON ones typed so that None is SQL NULL): every row of
-# an executemany must give the same parameters.
-_many_statements: dict[Table, Any] = {}
 
 
 def insert_many(settings: Settings, new: Sequence[tuple[Operation, Companions]]) -> None:
@@ -121,18 +119,11 @@ def insert_many(settings: Settings, new: Sequence[tuple[Operation, Companions]])
     as if loaded. All or none are stored."""
     rows: dict[Table, list[dict[str, Any]]] = {Operation.__table__: []}
     for operation, companions in new:
-        row = _row_of(operation)
-        rows[Operation.__table__].append({name: row.get(name) for name in _DEFAULTS})
+        rows[Operation.__table__].append(_every_column(Operation.__table__, _row_of(operation)))
         for table, values in companions:
-            columns = _insertable(table)
-            rows.setdefault(table, []).append({c.key: values.get(c.key) for c in columns})
+            rows.setdefault(table, []).append(_every_column(table, values))
     with get_engine(settings).begin() as connection:
         for table, values in rows.items():
-            statement = _many_statements.get(table)
-            if statement is None:
-                statement = _many_statements[table] = insert(table).values(
-                    {c.key: _param(c.key, c) for c in _insertable(table)}
-                )
-            connection.execute(statement, values)
+            connection.execute(_every_column_insert(table), values)
     for operation, _ in new:
         make_transient_to_detached(operation)
