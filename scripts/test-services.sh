@@ -246,35 +246,28 @@ start_mariadb() {
   say "MariaDB is up"
 }
 
-# Only the binary: the tests start their own sshd processes on loopback addresses.
-ensure_sshd() {
-  if [ -x "$SSHD" ]; then
-    say "sshd is installed ($SSHD)"
+# A program the tests run themselves: installed with apt as root; otherwise named, and the tests
+# that need it skip.
+ensure_program() {
+  local program=$1 package=$2 tests=$3
+  if command -v "$program" >/dev/null 2>&1; then
+    say "$program is installed ($(command -v "$program"))"
     return 0
   fi
   if ! is_root; then
-    say "WARNING: $SSHD is missing and we are not root; apt-get install openssh-server" \
-      "(the SSH tests are skipped)"
+    say "WARNING: $program is missing and we are not root; apt-get install $package" \
+      "($tests are skipped)"
     return 0
   fi
-  apt_install openssh-server
-  say "sshd installed"
+  apt_install "$package"
+  say "$program installed"
 }
 
+# Only the binary: the tests start their own sshd processes on loopback addresses.
+ensure_sshd() { ensure_program "$SSHD" openssh-server "the SSH tests"; }
+
 # The Dockerfile build tests make a Debian base image once (tests/builds/support.py).
-ensure_debootstrap() {
-  if command -v debootstrap >/dev/null 2>&1; then
-    say "debootstrap is installed"
-    return 0
-  fi
-  if ! is_root; then
-    say "WARNING: debootstrap is missing and we are not root; apt-get install debootstrap" \
-      "(the Dockerfile build tests are skipped)"
-    return 0
-  fi
-  apt_install debootstrap
-  say "debootstrap installed"
-}
+ensure_debootstrap() { ensure_program debootstrap debootstrap "the Dockerfile build tests"; }
 
 # Only the binaries: the tests run their own registries on 127.0.0.1:5000 and :5001 (the next
 # free 127.0.0.1:50X0 pair when that is taken), see tests/support/registry.py.
