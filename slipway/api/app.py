@@ -68,6 +68,8 @@ def create_app(settings: Settings | None = None, *, run_maintenance: bool = True
         with session_scope(settings) as session:
             open_vault(session, settings)
         await to_thread.run_sync(security.warm_up)
+        if run_maintenance:
+            await to_thread.run_sync(maintenance.run_pass, settings)
         # Everything made at start-up lives as long as the process: out of the collector's sight,
         # a full collection takes microseconds instead of ~90 ms (a pause any request could hit).
         gc.freeze()

@@ -236,6 +236,7 @@ def run_worker(settings: Settings, *, queues: list[str], burst: bool, name: str 
     )
     if not any(isinstance(f, _PerJobLines) for f in worker.log.filters):
         worker.log.addFilter(_PerJobLines())
+    maintenance.run_pass(settings)
     monitor = Monitor(settings, name, queues)
     monitor.start()
     gc.freeze()  # as the API does: start-up objects out of the collector's sight (~90 ms a pass)

@@ -255,6 +255,60 @@ def test_queued_operations_survive_a_redis_flush_and_run_once(
     assert sorted(ran) == sorted(ids)
 
 
+def _lost_from_redis(settings, redis_client, count: int) -> list[str]:
+    """Operations queued a minute ago whose RQ jobs are gone (Redis restarted meanwhile)."""
+    from sqlalchemy import update
+
+    from slipway.core.db import utcnow
+    from slipway.jobs.models import Operation
+
+    ids = [submit(settings, "test.steps", params={"steps": 1}) for _ in range(count)]
+    redis_client.flushdb()
+    with session_factory(settings)() as session:
+        session.execute(
+            update(Operation)
+            .where(Operation.id.in_(ids))
+            .values(queued_at=utcnow() - timedelta(minutes=1))
+        )
+        session.commit()
+    return ids
+
+
+def test_a_starting_worker_recovers_operations_lost_from_redis_at_once(
+    settings, processes: Processes, redis_client
+):
+    ids = _lost_from_redis(settings, redis_client, 3)
+    # No maintenance tick within the test: only the worker's start-up pass can find them, and a
+    # burst worker stops as soon as its queues are empty.
+    worker = processes.spawn(
+        "worker",
+        "--burst",
+        log_name="burst-worker",
+        extra_env={"SLIPWAY_MAINTENANCE_INTERVAL": "3600"},
+    )
+    assert worker.wait(timeout=60) == 0
+    assert [load(settings, op_id).status for op_id in ids] == ["succeeded"] * 3
+
+
+def test_a_starting_api_enqueues_operations_lost_from_redis_at_once(settings, redis_client):
+    import asyncio
+
+    from rq.job import JobStatus
+
+    from slipway.api.app import create_app
+    from slipway.jobs import queue
+
+    ids = _lost_from_redis(settings, redis_client, 2)
+    app = create_app(settings, run_maintenance=True)
+
+    async def start_and_stop() -> None:
+        async with app.router.lifespan_context(app):
+            pass
+
+    asyncio.run(start_and_stop())
+    assert set(queue.job_statuses(settings, ids).values()) == {JobStatus.QUEUED}
+
+
 def test_sigterm_lets_the_step_finish_then_fails_cleanly(
     settings, processes: Processes, tmp_path: Path
 ):
