@@ -104,6 +104,15 @@ def wait_until_final(settings: Settings, operation_id: str, timeout: float = 120
     return operation_row(settings, operation_id)
 
 
+def assert_succeeded(settings: Settings, operation_id: str, timeout: float = 120) -> Operation:
+    """Waits for the operation to end and fails with its error and the end of its log unless it
+    succeeded (a build that fails once in a full run says why)."""
+    final = wait_until_final(settings, operation_id, timeout)
+    tail = "\n".join(log_text(settings, operation_id).splitlines()[-30:])
+    assert final.status == "succeeded", f"{final.status}: {final.error}\n{tail}"
+    return final
+
+
 def log_text(settings: Settings, operation_id: str) -> str:
     from slipway.jobs.logs import read_lines
 

@@ -11,6 +11,7 @@ import pytest
 from tests.builds.jobs.support import (
     BUSYBOX,
     add_registry,
+    assert_succeeded,
     build_row,
     log_text,
     operation_row,
@@ -184,8 +185,8 @@ def test_builds_beyond_the_endpoints_concurrency_wait_their_turn(
     )
 
     assert operation_row(settings, second_op).status == "waiting"
-    assert wait_until_final(settings, first_op).status == "succeeded"
-    assert wait_until_final(settings, second_op).status == "succeeded"
+    assert_succeeded(settings, first_op)
+    assert_succeeded(settings, second_op)
     first, second = operation_row(settings, first_op), operation_row(settings, second_op)
     assert second.started_at >= first.finished_at
     assert sorted(registry.tags(repo)) == ["1", "2"]
@@ -201,7 +202,7 @@ def test_the_image_a_moved_tag_leaves_dangling_is_removed(
         build_id, operation_id = queue_build(
             settings, dockerfile=f"FROM {BUSYBOX}\nRUN echo {content}-{repo} > /f\n", target=target
         )
-        assert wait_until_final(settings, operation_id).status == "succeeded"
+        assert_succeeded(settings, operation_id)
         image_ids.append(build_row(settings, build_id).image_id)
 
     assert image_ids[0] != image_ids[1]

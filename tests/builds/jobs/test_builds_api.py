@@ -11,6 +11,7 @@ from tests.builds.jobs.support import (
     BUSYBOX,
     Receiver,
     add_registry,
+    assert_succeeded,
     log_text,
     wait_until_final,
 )
@@ -53,7 +54,7 @@ def test_a_native_spec_is_built_pushed_and_called_back_with_the_configured_heade
         assert answer.headers["location"].endswith(f"/api/v1/operations/{operation['id']}")
         assert build["status"] == "queued" and build["source_format"] == "native"
 
-        assert wait_until_final(settings, operation["id"]).status == "succeeded"
+        assert_succeeded(settings, operation["id"])
         wait_for(lambda: receiver.requests, timeout=30, what="the callback")
     finally:
         receiver.close()
@@ -175,7 +176,7 @@ def test_an_unchanged_spec_rebuilt_hits_the_cache_on_every_step(
     for _ in range(2):
         answer = client.post("/api/v1/builds", json=spec, headers=bearer(tokens["operator"]))
         operations.append(answer.json()["operation"]["id"])
-        assert wait_until_final(settings, operations[-1]).status == "succeeded"
+        assert_succeeded(settings, operations[-1])
 
     second = log_text(settings, operations[1])
     steps = [line for line in second.splitlines() if line.startswith("Step ")]

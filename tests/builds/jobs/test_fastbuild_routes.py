@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 
-from tests.builds.jobs.support import BUSYBOX, wait_until_final
+from tests.builds.jobs.support import BUSYBOX, assert_succeeded
 from tests.builds.jobs.test_builds_api import SEED_REQUEST
 from tests.conftest import bearer
 
@@ -81,7 +81,7 @@ def test_config_fastbuild_then_build_image_builds_on_the_tls_server_and_pushes(
     data = answer.json()["data"]
     assert answer.json()["code"] == 200 and data["task_id"] > 0
 
-    assert wait_until_final(settings, data["operation_id"]).status == "succeeded"
+    assert_succeeded(settings, data["operation_id"])
     tasks = client.get("/api/fast-build/image/tasks", headers=bearer(tokens["viewer"])).json()
     assert [task["task_id"] for task in tasks["data"]] == [data["task_id"]]
     assert tasks["data"][0]["endpoint"] == "fastbuild-docker"
