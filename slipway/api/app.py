@@ -17,7 +17,7 @@ from slipway.api.errors import install_error_handlers
 from slipway.api.middleware import RequestContextMiddleware, audit_values, route_template
 from slipway.api.router import API_ROUTERS, ROOT_ROUTERS
 from slipway.audit import service as audit_service
-from slipway.auth.service import listen_for_changes
+from slipway.auth.principals import listen_for_changes
 from slipway.core import security
 from slipway.core.config import Settings, get_settings
 from slipway.core.db import session_scope

@@ -21,9 +21,9 @@ from starlette.concurrency import run_in_threadpool
 from slipway.api.middleware import audit_values, mark_audited
 from slipway.api.sessions import get_session
 from slipway.audit import service as audit_service
-from slipway.auth import service as auth_service
+from slipway.auth import principals
 from slipway.auth.models import Role
-from slipway.auth.service import Principal
+from slipway.auth.principals import Principal
 from slipway.core.config import Settings
 from slipway.core.db import session_factory
 from slipway.core.errors import AuthError, PermissionDeniedError
@@ -43,7 +43,7 @@ _bearer = HTTPBearer(auto_error=False, description="a token from POST /api/v1/au
 
 def _authenticate(settings: Settings, token: str) -> Principal:
     with session_factory(settings)() as session:
-        return auth_service.authenticate(session, token)
+        return principals.authenticate(session, token)
 
 
 async def current_principal(
@@ -57,7 +57,7 @@ async def current_principal(
             code="unauthenticated",
         )
     token = credentials.credentials
-    principal = auth_service.remembered_principal(token)
+    principal = principals.remembered_principal(token)
     if principal is None:
         principal = await run_in_threadpool(_authenticate, request.app.state.settings, token)
     request.state.actor = principal.name

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from slipway.auth import service as auth_service
+from slipway.auth import principals
 from slipway.auth.models import ApiToken
 from slipway.core.db import session_scope, utcnow
 from slipway.core.security import hash_token
@@ -29,13 +29,13 @@ def me(client, token: str):
 
 def count_token_reads(monkeypatch) -> list[str]:
     reads: list[str] = []
-    authenticate = auth_service.authenticate
+    authenticate = principals.authenticate
 
     def counting(session, token):
         reads.append(token)
         return authenticate(session, token)
 
-    monkeypatch.setattr(auth_service, "authenticate", counting)
+    monkeypatch.setattr(principals, "authenticate", counting)
     return reads
 
 
@@ -87,7 +87,7 @@ def test_a_token_that_expires_while_remembered_is_refused(settings, client):
             .where(ApiToken.token_hash == hash_token(token))
             .values(expires_at=utcnow() + timedelta(seconds=1))
         )
-        auth_service.auth_changed(session)
+        principals.auth_changed(session)
     assert me(client, token).status_code == 200  # remembered, with its expiry
     time.sleep(1.1)
     assert_error(me(client, token), 401, "token_expired")
@@ -98,7 +98,7 @@ def test_a_change_nobody_announced_is_served_at_most_ttl_seconds(
 ):
     """The bound on staleness when an announcement is lost (Redis down): an entry is trusted
     only PRINCIPAL_TTL seconds after it was read."""
-    monkeypatch.setattr(auth_service, "PRINCIPAL_TTL", 0.5)
+    monkeypatch.setattr(principals, "PRINCIPAL_TTL", 0.5)
     assert me(client, tokens["viewer"]).status_code == 200
     with session_scope(settings) as session:  # behind everyone's back: no announcement
         session.execute(
@@ -125,7 +125,7 @@ def test_a_revoke_by_another_process_reaches_a_running_api(settings, env, proces
     assert httpx.get(f"{url}/api/v1/me", headers=bearer(token), timeout=10).status_code == 200
     token_id = token_row(settings, hash_token(token)).id
     # Remembered by the API for PRINCIPAL_TTL seconds from now, unless it hears otherwise.
-    remembered_until = time.monotonic() + auth_service.PRINCIPAL_TTL
+    remembered_until = time.monotonic() + principals.PRINCIPAL_TTL
     subprocess.run(
         [SLIPWAY, "tokens", "revoke", str(token_id)], env=env, capture_output=True, check=True
     )
@@ -144,5 +144,5 @@ def test_last_used_is_written_at_most_once_a_minute_across_processes(settings, c
     first = token_row(settings, hash_token(token)).last_used_at
     # Another process writing now sees it was written less than a minute ago and writes nothing.
     with session_scope(settings) as session:
-        auth_service._touch(session, token_row(settings, hash_token(token)).id, utcnow())
+        principals._touch(session, token_row(settings, hash_token(token)).id, utcnow())
     assert token_row(settings, hash_token(token)).last_used_at == first

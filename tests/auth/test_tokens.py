@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from slipway.auth import service as auth_service
+from slipway.auth import principals
 from slipway.auth.models import ApiToken
 from slipway.core.db import session_scope, utcnow
 from tests.api.helpers import assert_error, assert_invalid, database_text, token_row
@@ -30,7 +30,7 @@ def set_token(settings, token: str, **values) -> None:
         session.execute(
             update(ApiToken).where(ApiToken.token_hash == sha256(token)).values(**values)
         )
-        auth_service.auth_changed(session)
+        principals.auth_changed(session)
 
 
 def assert_refused(response, code: str) -> None:
