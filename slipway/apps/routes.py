@@ -6,6 +6,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from slipway.api.deps import Operator, SessionDep, SettingsDep, Viewer
+from slipway.apps import install as app_install
 from slipway.apps import logs as app_logs
 from slipway.apps import service
 from slipway.apps.schemas import (
@@ -36,10 +37,10 @@ def install_app(
     response: Response,
 ) -> AppInstalled:
     """Install an app from the catalog as an `app.install` operation."""
-    app, operation, generated = service.install(
+    app, operation, generated = app_install.install(
         session,
         settings,
-        request=service.InstallRequest(
+        request=app_install.InstallRequest(
             app=body.app,
             name=body.name,
             edition=body.edition,

@@ -196,7 +196,7 @@ def test_requirements_beyond_the_engine_are_refused(
         object.__setattr__(app.requirements, "memory_gb", 100000.0)
         return loaded
 
-    monkeypatch.setattr("slipway.apps.service.load_catalog", greedy)
+    monkeypatch.setattr("slipway.apps.install.load_catalog", greedy)
     before = counts(settings)
     error = assert_error(
         install(client, tokens["operator"], app="web", name=app_name), 422, "requirements_not_met"
