@@ -399,3 +399,6 @@ def bearer(token: str) -> dict[str, str]:
 
 # Session fixtures `registry` (htpasswd) and `token_registry` (Bearer tokens); see the module.
 from tests.support.registry import registry, token_registry  # noqa: E402, F401
+
+# `silent_server`: a TCP port that accepts connections and never answers.
+from tests.support.silent import silent_server  # noqa: E402, F401

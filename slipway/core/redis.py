@@ -10,11 +10,17 @@ import redis.asyncio as aioredis
 from slipway.core.config import Settings, get_settings
 
 KEY_PREFIX = "slipway:"
+# A Redis that accepts connections and never answers (stalled, or cut off without a reset) fails a
+# command after this long instead of holding its caller for good. A worker's RQ connection is the
+# same client: RQ raises its timeout above its own blocking dequeue (worker_ttl - 5 s).
+TIMEOUT = 5.0
 
 
 @lru_cache
 def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=TIMEOUT, socket_timeout=TIMEOUT, health_check_interval=30
+    )
 
 
 def get_redis(settings: Settings | None = None) -> redis.Redis:
@@ -25,7 +31,10 @@ def get_redis(settings: Settings | None = None) -> redis.Redis:
 def get_async_redis(settings: Settings | None = None) -> aioredis.Redis:
     """A new asyncio client; callers close it."""
     return aioredis.Redis.from_url(
-        (settings or get_settings()).redis_url, socket_connect_timeout=5, decode_responses=True
+        (settings or get_settings()).redis_url,
+        socket_connect_timeout=TIMEOUT,
+        socket_timeout=TIMEOUT,
+        decode_responses=True,
     )
 
 

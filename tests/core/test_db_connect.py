@@ -3,43 +3,11 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from slipway.core.config import Settings
 from slipway.core.db import PG_CONNECT_TIMEOUT, get_engine, session_factory
 from slipway.system.service import check_database
-
-
-@pytest.fixture
-def silent_server() -> Iterator[int]:
-    """A TCP port that accepts every connection and never sends a byte."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    listener.close()
 
 
 def timed_check(tmp_path, database_url: str) -> tuple[bool, str, float]:

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -198,6 +199,23 @@ def test_with_redis_down_the_requests_are_stored_and_answered_for_maintenance_to
     operations, _ = stored(settings)
     assert sorted(operations) == sorted(outcome.id for outcome in outcomes)
     assert all(op.status == OperationStatus.queued for op in operations.values())
+
+
+def test_with_redis_stalled_the_requests_are_stored_and_answered_within_its_timeout(
+    settings, silent_server
+):
+    # A Redis that accepts connections and never answers (stalled, or cut off without a reset)
+    # must not hold every POST of the API for good: the client gives up after its socket timeout.
+    stalled = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{silent_server}/0"})
+
+    started = time.monotonic()
+    outcomes = submit_together(stalled, [{"kind": NOOP} for _ in range(3)])
+    took = time.monotonic() - started
+
+    assert all(isinstance(outcome, Operation) for outcome in outcomes), outcomes
+    operations, _ = stored(settings)
+    assert sorted(operations) == sorted(outcome.id for outcome in outcomes)
+    assert took < 15, f"answered after {took:.1f} s"
 
 
 def test_a_misspelt_keyword_is_refused_not_dropped(settings):
