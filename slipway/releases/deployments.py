@@ -1,4 +1,6 @@
-"""Deployments and rollbacks as the API sees them: start, continue, cancel, resume, and views."""
+"""Starting and steering deployments: deploy (or its dry run), continue, cancel, resume, and
+what deploys and rollbacks (`rollbacks`) share: their hosts, their operation, reconciling with it
+and the steps a host runs (also counted by the jobs)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,11 @@ from sqlalchemy.orm import Session
 
 from slipway.core.config import Settings
 from slipway.core.db import utcnow
-from slipway.core.errors import ConflictError, InputError, InvalidStateError, NotFoundError
+from slipway.core.errors import InputError, InvalidStateError
 from slipway.core.secrets import Vault
 from slipway.jobs import service as jobs
 from slipway.jobs.models import Operation, OperationStatus, Trigger
-from slipway.releases import dbpackage, packages, plan, service
+from slipway.releases import packages, plan, service
 from slipway.releases.models import (
     FLAT_STEPS,
     ROLLBACK_STEPS,
@@ -23,12 +25,11 @@ from slipway.releases.models import (
     DeploymentHost,
     DeploymentStatus,
     Environment,
-    HostRelease,
     HostStatus,
     Package,
     Project,
 )
-from slipway.releases.schemas import DeploymentCreate, RollbackCreate
+from slipway.releases.schemas import DeploymentCreate
 from slipway.targets.models import Host
 
 FINAL = [s.value for s in DeploymentStatus if s.is_final]
@@ -36,28 +37,6 @@ FINAL = [s.value for s in DeploymentStatus if s.is_final]
 
 def lock_keys(environment: Environment, host_ids: list[int]) -> list[str]:
     return [f"host:{environment.id}:{host_id}" for host_id in host_ids]
-
-
-def get_or_raise(session: Session, environment: Environment, deployment_id: str) -> Deployment:
-    deployment = None
-    if deployment_id.isdigit():
-        deployment = session.get(Deployment, int(deployment_id))
-    if deployment is None or deployment.environment_id != environment.id:
-        raise NotFoundError(
-            f"deployment {deployment_id!r} does not exist in environment {environment.name}",
-            code="deployment_not_found",
-        )
-    return reconcile(session, deployment)
-
-
-def list_(session: Session, environment: Environment, *, limit: int, before: int | None):
-    query = select(Deployment).where(Deployment.environment_id == environment.id)
-    if before is not None:
-        query = query.where(Deployment.id < before)
-    rows = list(session.scalars(query.order_by(Deployment.id.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = [reconcile(session, row) for row in rows[:limit]]
-    return rows, (rows[-1].id if more else None)
 
 
 def reconcile(session: Session, deployment: Deployment) -> Deployment:
@@ -123,7 +102,7 @@ class Started:
     dry_run: dict[str, Any] | None = None
 
 
-def _submit(
+def submit(
     session: Session,
     settings: Settings,
     deployment: Deployment,
@@ -209,8 +188,8 @@ def deploy(
     )
     session.add(deployment)
     session.flush()
-    _add_hosts(session, deployment, hosts, batches)
-    operation = _submit(
+    add_hosts(session, deployment, hosts, batches)
+    operation = submit(
         session,
         settings,
         deployment,
@@ -224,7 +203,7 @@ def deploy(
     return Started(deployment, operation)
 
 
-def _add_hosts(
+def add_hosts(
     session: Session, deployment: Deployment, hosts: list[Host], batches: list[list[int]]
 ) -> None:
     batch_of = {host_id: index for index, batch in enumerate(batches) for host_id in batch}
@@ -324,7 +303,7 @@ def resume(
     deployment.finished_at = None
     deployment.next_batch = min((host.batch for host in left), default=0)
     deployment.continued_batches = deployment.next_batch
-    return _submit(
+    return submit(
         session,
         settings,
         deployment,
@@ -337,185 +316,8 @@ def resume(
     )
 
 
-def rollback_targets(
-    session: Session, environment: Environment, hosts: list[Host], to: str | None
-) -> dict[int, str]:
-    """The release each host goes back to; only ever one that succeeded there and is kept."""
-    releases = {row.host_id: row for row in service.host_releases(session, environment)}
-    targets: dict[int, str] = {}
-    problems: list[str] = []
-    for host in hosts:
-        row = releases.get(host.id)
-        good = [v for v in (row.good_versions if row else []) if v in (row.kept_versions or [])]
-        current = row.current_version if row else None
-        if to is not None:
-            if to not in good:
-                problems.append(
-                    f"{host.name}: {to} never succeeded there or is no longer kept "
-                    f"(good and kept: {', '.join(good) or 'none'})"
-                )
-            targets[host.id] = to
-            continue
-        earlier = [v for v in good if v != current]
-        if not earlier:
-            problems.append(f"{host.name}: no earlier release that worked is kept")
-            continue
-        targets[host.id] = earlier[-1]
-    if problems:
-        raise ConflictError(
-            "cannot roll back: " + "; ".join(problems),
-            code="no_rollback_target",
-            details={"hosts": problems},
-        )
-    return targets
-
-
-def rollback(
-    session: Session,
-    settings: Settings,
-    project: Project,
-    environment: Environment,
-    body: RollbackCreate,
-    *,
-    actor: str | None,
-) -> Started:
-    hosts = plan.select_hosts(session, environment, body.hosts)
-    targets = rollback_targets(session, environment, hosts, body.to)
-    if body.db and not environment.database:
-        raise InputError(
-            f"environment {environment.name} has no database to roll back",
-            field="db",
-            code="no_database",
-        )
-    strategy = dict(environment.strategy or {})
-    # A rollback is an emergency: one batch, as parallel as allowed, no pause.
-    batches = [[host.id for host in hosts]]
-    versions = sorted(set(targets.values()), key=dbpackage.version_key)
-    deployment = Deployment(
-        project_id=project.id,
-        environment_id=environment.id,
-        kind="rollback",
-        version=versions[0] if len(versions) == 1 else None,
-        plan={
-            "batches": batches,
-            "strategy": {"parallel": strategy.get("parallel")},
-            "targets": {str(k): v for k, v in targets.items()},
-            "db_to": (body.to or versions[0]) if body.db else None,
-        },
-        options={"hosts": body.hosts, "db": body.db, "to": body.to},
-        actor=actor,
-    )
-    session.add(deployment)
-    session.flush()
-    _add_hosts(session, deployment, hosts, batches)
-    operation = _submit(
-        session,
-        settings,
-        deployment,
-        environment,
-        project,
-        [host.id for host in hosts],
-        kind="release.rollback",
-        actor=actor,
-        trigger=Trigger.rollback if actor is None else Trigger.api,
-    )
-    return Started(deployment, operation)
-
-
-def _estimate(session: Session, deployment: Deployment, done: int, total: int) -> float | None:
-    """Seconds left, from how long the environment's recent deployments took per step."""
-    if DeploymentStatus(deployment.status).is_final or total == 0:
-        return None
-    recent = session.scalars(
-        select(Deployment)
-        .where(
-            Deployment.environment_id == deployment.environment_id,
-            Deployment.kind == deployment.kind,
-            Deployment.status == DeploymentStatus.succeeded,
-            Deployment.id != deployment.id,
-        )
-        .order_by(Deployment.id.desc())
-        .limit(5)
-    ).all()
-    per_step: list[float] = []
-    for past in recent:
-        steps = sum(len(host.steps or []) for host in hosts_of(session, past))
-        if past.started_at and past.finished_at and steps:
-            per_step.append((past.finished_at - past.started_at).total_seconds() / steps)
-    if not per_step:
-        return None
-    parallel = max(1, int((deployment.plan.get("strategy") or {}).get("parallel") or 1))
-    return round(sum(per_step) / len(per_step) * (total - done) / parallel, 1)
-
-
-def view(session: Session, deployment: Deployment) -> dict[str, Any]:
-    project = session.get(Project, deployment.project_id)
-    environment = session.get(Environment, deployment.environment_id)
-    hosts = hosts_of(session, deployment)
-    names = {host.host_id: host.host_name for host in hosts}
-    per_host = steps_per_host(deployment, environment)
-    total = per_host * len(hosts) + (1 if deployment.db_package_id or deployment.db_result else 0)
-    done = sum(
-        per_host
-        if host.status in (HostStatus.succeeded, HostStatus.skipped)
-        else sum(1 for step in host.steps or [] if step.get("status") == "done")
-        for host in hosts
-    ) + (1 if deployment.db_result else 0)
-    done = min(done, total)
-    return {
-        "id": deployment.id,
-        "project": project.name if project else "",
-        "environment": environment.name if environment else "",
-        "kind": deployment.kind,
-        "version": deployment.version,
-        "db_version": deployment.db_version,
-        "status": deployment.status,
-        "operation_id": deployment.operation_id,
-        "batches": [[names.get(h, str(h)) for h in batch] for batch in deployment.plan["batches"]],
-        "next_batch": deployment.next_batch,
-        "strategy": deployment.plan.get("strategy") or {},
-        "hosts": [
-            {
-                "host": host.host_name,
-                "batch": host.batch,
-                "status": host.status,
-                "previous_version": host.previous_version,
-                "version": host.version,
-                "steps": host.steps or [],
-                "error": host.error,
-                "started_at": host.started_at,
-                "finished_at": host.finished_at,
-            }
-            for host in hosts
-        ],
-        "progress": {
-            "done": done,
-            "total": total,
-            "percent": int(done * 100 / total) if total else 100,
-        },
-        "estimated_seconds_left": _estimate(session, deployment, done, total),
-        "db": deployment.db_result,
-        "error": deployment.error,
-        "actor": deployment.actor,
-        "created_at": deployment.created_at,
-        "started_at": deployment.started_at,
-        "finished_at": deployment.finished_at,
-    }
-
-
 def steps_per_host(deployment: Deployment, environment: Environment | None) -> int:
     if deployment.kind == "rollback":
         return len(ROLLBACK_STEPS)
     is_flat = environment is not None and environment.layout == "flat"
     return len(FLAT_STEPS if is_flat else VERSIONED_STEPS)
-
-
-def host_release_view(row: HostRelease) -> dict[str, Any]:
-    return {
-        "host": row.host_name,
-        "current_version": row.current_version,
-        "good_versions": row.good_versions or [],
-        "kept_versions": row.kept_versions or [],
-        "deployment": row.deployment_id,
-        "updated_at": row.updated_at,
-    }

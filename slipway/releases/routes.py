@@ -11,7 +11,7 @@ from slipway.api.deps import Admin, Operator, SessionDep, SettingsDep, Viewer
 from slipway.core.secrets import open_vault
 from slipway.jobs.routes import accepted
 from slipway.jobs.schemas import OperationEnvelope, OperationRead
-from slipway.releases import deployments, packages, profiles, service
+from slipway.releases import deployment_views, deployments, packages, profiles, rollbacks, service
 from slipway.releases.models import Environment, Project
 from slipway.releases.schemas import (
     DeploymentAccepted,
@@ -81,7 +81,7 @@ def _environment_view(session: Any, project: Project, environment: Environment) 
         "requires_approval": environment.requires_approval,
         "public_key": environment.public_key_pem,
         "hosts": [
-            deployments.host_release_view(row)
+            deployment_views.host_release_view(row)
             for row in service.host_releases(session, environment)
         ],
         "created_at": environment.created_at,
@@ -355,7 +355,7 @@ def create_deployment(
     envelope = accepted(response, request, OperationRead.of(started.operation))
     return DeploymentAccepted(
         operation=envelope.operation,
-        deployment=DeploymentRead(**deployments.view(session, started.deployment)),
+        deployment=DeploymentRead(**deployment_views.view(session, started.deployment)),
     )
 
 
@@ -369,11 +369,11 @@ def list_deployments(
     cursor: Annotated[str | None, Query(pattern=r"^\d+$")] = None,
 ) -> DeploymentList:
     _, env = _both(session, project, environment)
-    rows, next_id = deployments.list_(
+    rows, next_id = deployment_views.list_(
         session, env, limit=limit, before=int(cursor) if cursor else None
     )
     return DeploymentList(
-        items=[DeploymentRead(**deployments.view(session, r)) for r in rows],
+        items=[DeploymentRead(**deployment_views.view(session, r)) for r in rows],
         next_cursor=str(next_id) if next_id else None,
     )
 
@@ -383,8 +383,8 @@ def get_deployment(
     _: Viewer, session: SessionDep, project: str, environment: str, deployment: str
 ) -> DeploymentRead:
     _, env = _both(session, project, environment)
-    found = deployments.get_or_raise(session, env, deployment)
-    return DeploymentRead(**deployments.view(session, found))
+    found = deployment_views.get_or_raise(session, env, deployment)
+    return DeploymentRead(**deployment_views.view(session, found))
 
 
 @router.post(ENV + "/deployments/{deployment}/continue", response_model=DeploymentRead)
@@ -392,8 +392,8 @@ def continue_deployment(
     _: Operator, session: SessionDep, project: str, environment: str, deployment: str
 ) -> DeploymentRead:
     _, env = _both(session, project, environment)
-    found = deployments.continue_(session, deployments.get_or_raise(session, env, deployment))
-    return DeploymentRead(**deployments.view(session, found))
+    found = deployments.continue_(session, deployment_views.get_or_raise(session, env, deployment))
+    return DeploymentRead(**deployment_views.view(session, found))
 
 
 @router.post(ENV + "/deployments/{deployment}/cancel", response_model=DeploymentRead)
@@ -406,9 +406,9 @@ def cancel_deployment(
     deployment: str,
 ) -> DeploymentRead:
     _, env = _both(session, project, environment)
-    found = deployments.get_or_raise(session, env, deployment)
+    found = deployment_views.get_or_raise(session, env, deployment)
     found = deployments.cancel(session, settings, found, actor=principal.name)
-    return DeploymentRead(**deployments.view(session, found))
+    return DeploymentRead(**deployment_views.view(session, found))
 
 
 @router.post(
@@ -427,11 +427,12 @@ def resume_deployment(
     response: Response,
 ) -> DeploymentAccepted:
     row, env = _both(session, project, environment)
-    found = deployments.get_or_raise(session, env, deployment)
+    found = deployment_views.get_or_raise(session, env, deployment)
     operation = deployments.resume(session, settings, row, env, found, actor=principal.name)
     envelope = accepted(response, request, OperationRead.of(operation))
     return DeploymentAccepted(
-        operation=envelope.operation, deployment=DeploymentRead(**deployments.view(session, found))
+        operation=envelope.operation,
+        deployment=DeploymentRead(**deployment_views.view(session, found)),
     )
 
 
@@ -450,10 +451,10 @@ def rollback(
 ) -> DeploymentAccepted:
     """Switch hosts back to a kept release that succeeded there (default: the previous one)."""
     row, env = _both(session, project, environment)
-    started = deployments.rollback(session, settings, row, env, body, actor=principal.name)
+    started = rollbacks.rollback(session, settings, row, env, body, actor=principal.name)
     assert started.deployment is not None and started.operation is not None
     envelope: OperationEnvelope = accepted(response, request, OperationRead.of(started.operation))
     return DeploymentAccepted(
         operation=envelope.operation,
-        deployment=DeploymentRead(**deployments.view(session, started.deployment)),
+        deployment=DeploymentRead(**deployment_views.view(session, started.deployment)),
     )
