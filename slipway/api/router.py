@@ -11,6 +11,7 @@ from slipway.builds.fastbuild_routes import router as fastbuild_router
 from slipway.builds.mirror_routes import router as mirrors_router
 from slipway.builds.routes import router as builds_router
 from slipway.jobs.routes import router as operations_router
+from slipway.releases.deployment_routes import router as deployments_router
 from slipway.releases.routes import profiles_router
 from slipway.releases.routes import router as releases_router
 from slipway.system.routes import metrics_router
@@ -35,6 +36,7 @@ API_ROUTERS: list[APIRouter] = [
     apps_router,
     hosts_router,
     releases_router,
+    deployments_router,
     profiles_router,
     registries_router,
     settings_router,
