@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -27,6 +27,7 @@ from slipway.jobs.context import (
 from slipway.jobs.kinds import operation_kind
 from slipway.releases import dbdelta, dbplan, deployments, packages, plan, profiles
 from slipway.releases.dbpackage import version_key
+from slipway.releases.hostplan import Hooks, HostOutcome, HostPlan, Release, Settings
 from slipway.releases.models import (
     Deployment,
     DeploymentHost,
@@ -41,10 +42,6 @@ from slipway.targets import hosts as targets_hosts
 from slipway.targets.models import Host
 
 PROGRESS_EVERY = 0.25
-# The SSH runner (and asyncssh under it) is imported where a deployment runs, not with this
-# module: the API imports every kind's module for its spec, and never deploys.
-if TYPE_CHECKING:
-    from slipway.releases.hostdeploy import HostOutcome, HostPlan, Release
 
 log = logging.getLogger(__name__)
 CONTINUE_POLL = 0.5
@@ -228,9 +225,7 @@ class DeploymentRun:
         self.profile = profiles.get_profile(ctx.settings, project.kind)
         strategy = deployment.plan.get("strategy") or {}
         self.strategy = strategy
-        from slipway.releases import hostdeploy
-
-        self.host_settings = hostdeploy.Settings(
+        self.host_settings = Settings(
             deployment_id=deployment.id,
             root=environment.deploy_root,
             layout=environment.layout,
@@ -241,8 +236,6 @@ class DeploymentRun:
         )
 
     def release(self, version: str | None = None) -> Release:
-        from slipway.releases.hostdeploy import Release
-
         package = self.package
         if package is None:
             # A rollback: the release is on the hosts already, under the project's package name.
@@ -270,8 +263,6 @@ class DeploymentRun:
     # --- host outcomes -------------------------------------------------------------------------
 
     def _host_plan(self, row: DeploymentHost) -> HostPlan:
-        from slipway.releases.hostdeploy import HostPlan
-
         release = self.releases.get(row.host_id)
         return HostPlan(
             host_id=row.host_id,
@@ -339,7 +330,9 @@ class DeploymentRun:
                 target = self.deployment.plan["targets"][str(row.host_id)]
                 host.rollback_to = target
                 release = self.release(target)
-            from slipway.releases.hostdeploy import Hooks, HostRun
+            # The SSH runner (and asyncssh under it) is imported where a deployment runs, not
+            # with this module: the API imports every kind's module for its spec, and never deploys.
+            from slipway.releases.hostdeploy import HostRun
 
             hooks = Hooks(
                 log=self.ctx.log, record=self._recorder(row.host_id), should_stop=self._should_stop

@@ -39,8 +39,8 @@ class HostStatus(enum.StrEnum):
     skipped = "skipped"  # a later batch that never started
 
 
-# The steps a host goes through, in order: a deployment's progress counts them, and hostdeploy's
-# step tables (name -> action) list the same names.
+# The steps a host goes through, in order: a deployment's progress counts them, and hoststeps'
+# STEPS table (name -> action) lists the same names.
 VERSIONED_STEPS = (
     "connect", "prepare", "upload", "extract", "render", "deploy_scripts",
     "stop_old", "switch", "start", "health", "cleanup",
