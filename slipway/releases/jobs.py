@@ -3,13 +3,15 @@
 The deployment row and its host rows are the record: each step of each host is written there as
 it ends, so a resumed deployment skips the hosts that are done, and the API shows per-host state
 while it runs. Hosts of a batch run concurrently on one event loop, one SSH connection each.
+
+`DeploymentRun` loads the deployment and drives it: the database first (releases/dbdeploy.py),
+then the batches of hosts (each host's turn: releases/hostjob.py; their rows written by
+releases/hostbook.py), then the conclusion. The kinds are registered at the bottom.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import threading
 from typing import Any
 
 from sqlalchemy import select, update
@@ -25,9 +27,9 @@ from slipway.jobs.context import (
     WorkerStoppingError,
 )
 from slipway.jobs.kinds import operation_kind
-from slipway.releases import dbdelta, dbplan, deployments, packages, plan, profiles
-from slipway.releases.dbpackage import version_key
-from slipway.releases.hostplan import Hooks, HostOutcome, HostPlan, Release, Settings
+from slipway.releases import dbdeploy, dbplan, deployments, hostjob, plan, profiles
+from slipway.releases.hostbook import HostBook
+from slipway.releases.hostplan import HostOutcome, Settings
 from slipway.releases.models import (
     Deployment,
     DeploymentHost,
@@ -41,68 +43,18 @@ from slipway.releases.models import (
 from slipway.targets import hosts as targets_hosts
 from slipway.targets.models import Host
 
-PROGRESS_EVERY = 0.25
-
-log = logging.getLogger(__name__)
 CONTINUE_POLL = 0.5
 
 
-class HostBook:
-    """Per-host state written by a thread of its own, batched every PROGRESS_EVERY seconds, so the
-    event loop that drives the hosts never waits on the database."""
-
-    def __init__(self, run: DeploymentRun) -> None:
-        self._run = run
-        self._lock = threading.Lock()
-        self._dirty: dict[int, dict[str, Any]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="host-book", daemon=True)
-
-    def __enter__(self) -> HostBook:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.flush()
-
-    def set(self, host_id: int, **values: Any) -> None:
-        with self._lock:
-            self._dirty.setdefault(host_id, {}).update(values)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(PROGRESS_EVERY):
-            try:
-                self.flush()
-            except Exception:  # the next flush, or the final one, writes it
-                log.exception("writing host state of deployment %s", self._run.deployment_id)
-
-    def flush(self) -> None:
-        with self._lock:
-            dirty, self._dirty = self._dirty, {}
-        if dirty:
-            with self._run.session() as session:
-                for host_id, values in dirty.items():
-                    session.execute(
-                        update(DeploymentHost)
-                        .where(
-                            DeploymentHost.deployment_id == self._run.deployment_id,
-                            DeploymentHost.host_id == host_id,
-                        )
-                        .values(**values)
-                    )
-                session.commit()
-        self._run._report_progress()
-
-
 class DeploymentRun:
+    """One deployment or rollback on a worker: loaded once, then driven and recorded."""
+
     def __init__(self, ctx: OperationContext) -> None:
         self.ctx = ctx
         self.deployment_id: int = ctx.params["deployment_id"]
         self._progress_reported = -1
-        self.book = HostBook(self)
-        self._steps_done = 0
+        self.book = self._new_book()
+        self.steps_done = 0
         self._steps_total = 0
 
     # --- database helpers ----------------------------------------------------------------------
@@ -110,38 +62,25 @@ class DeploymentRun:
     def session(self) -> Session:
         return self.ctx.session()
 
-    def _update_deployment(self, **values: Any) -> None:
+    def update_deployment(self, **values: Any) -> None:
         with self.session() as session:
             session.execute(
                 update(Deployment).where(Deployment.id == self.deployment_id).values(**values)
             )
             session.commit()
 
-    def _recorder(self, host_id: int) -> Any:
-        steps: list[dict[str, Any]] = []
-
-        def record(name: str, entry: dict[str, Any]) -> None:
-            entry = {"name": name, **entry}
-            for index, existing in enumerate(steps):
-                if existing["name"] == name:
-                    steps[index] = entry
-                    break
-            else:
-                steps.append(entry)
-            self.book.set(host_id, steps=list(steps))
-            if entry["status"] == "done":
-                self._steps_done += 1
-
-        return record
-
     def _report_progress(self) -> None:
-        done = min(self._steps_done, self._steps_total)
+        done = min(self.steps_done, self._steps_total)
         if done != self._progress_reported:
             self._progress_reported = done
             self.ctx.progress(done, self._steps_total)
 
-    def _should_stop(self) -> bool:
+    def should_stop(self) -> bool:
         return self.ctx.is_canceled or WORKER_STOPPING.is_set()
+
+    def _new_book(self) -> HostBook:
+        # One per batch: a book's writer thread runs once, for the batch's `with`.
+        return HostBook(self.deployment_id, self.session, self._report_progress)
 
     # --- loading -------------------------------------------------------------------------------
 
@@ -235,117 +174,10 @@ class DeploymentRun:
             profile=self.profile,
         )
 
-    def release(self, version: str | None = None) -> Release:
-        package = self.package
-        if package is None:
-            # A rollback: the release is on the hosts already, under the project's package name.
-            return Release(name=self._package_name(), version=version or "")
-        inspection = package.inspection or {}
-        return Release(
-            name=package.name,
-            version=package.version,
-            filename=package.filename,
-            sha256=package.sha256,
-            local_path=packages.file_of(self.ctx.settings, package),
-            content_root=inspection.get("content_root") or "",
-            scripts=inspection.get("scripts") or {},
-        )
-
-    def _package_name(self) -> str:
-        with self.session() as session:
-            name = session.scalar(
-                select(Package.name)
-                .where(Package.project_id == self.project.id, Package.is_db.is_(False))
-                .order_by(Package.id.desc())
-            )
-        return name or self.project.name
-
-    # --- host outcomes -------------------------------------------------------------------------
-
-    def _host_plan(self, row: DeploymentHost) -> HostPlan:
-        release = self.releases.get(row.host_id)
-        return HostPlan(
-            host_id=row.host_id,
-            name=row.host_name,
-            target=self.targets[row.host_id],
-            files=self.rendered.files.get(row.host_name, {}),
-            variables={
-                **(self.environment.variables or {}),
-                **(self.environment.host_variables or {}).get(row.host_name, {}),
-            },
-            good_versions=list(release.good_versions) if release else [],
-            kept_versions=list(release.kept_versions) if release else [],
-        )
-
-    def _save_outcome(self, row: DeploymentHost, outcome: HostOutcome) -> None:
-        self.book.set(
-            row.host_id,
-            status=outcome.status,
-            version=outcome.version,
-            previous_version=outcome.previous_version,
-            error=outcome.error,
-            finished_at=utcnow(),
-        )
-        with self.session() as session:
-            if outcome.host_key and not self.targets[row.host_id].host_key:
-                targets_hosts.pin_host_key(session, row.host_id, outcome.host_key)
-            release = session.scalar(
-                select(HostRelease).where(
-                    HostRelease.environment_id == self.environment.id,
-                    HostRelease.host_id == row.host_id,
-                )
-            )
-            if release is None:
-                release = HostRelease(
-                    environment_id=self.environment.id,
-                    host_id=row.host_id,
-                    host_name=row.host_name,
-                    good_versions=[],
-                    kept_versions=[],
-                )
-                session.add(release)
-            release.current_version = outcome.version
-            if outcome.verified and outcome.version:
-                release.good_versions = [
-                    v for v in release.good_versions if v != outcome.version
-                ] + [outcome.version]
-            if outcome.kept_versions is not None:
-                release.kept_versions = list(outcome.kept_versions)
-            release.deployment_id = self.deployment_id
-            release.updated_at = utcnow()
-            session.commit()
-            self.releases[row.host_id] = release
-            session.expunge(release)
-
-    async def _run_host(
-        self, row: DeploymentHost, semaphore: asyncio.Semaphore, kind: str
-    ) -> HostOutcome:
-        async with semaphore:
-            self.book.set(
-                row.host_id, status=HostStatus.running, started_at=utcnow(), steps=[], error=None
-            )
-            host = self._host_plan(row)
-            release = self.release()
-            if kind == "rollback":
-                target = self.deployment.plan["targets"][str(row.host_id)]
-                host.rollback_to = target
-                release = self.release(target)
-            # The SSH runner (and asyncssh under it) is imported where a deployment runs, not
-            # with this module: the API imports every kind's module for its spec, and never deploys.
-            from slipway.releases.hostdeploy import HostRun
-
-            hooks = Hooks(
-                log=self.ctx.log, record=self._recorder(row.host_id), should_stop=self._should_stop
-            )
-            run = HostRun(self.host_settings, release, host, hooks)
-            outcome = await (run.rollback() if kind == "rollback" else run.deploy())
-            await asyncio.to_thread(self._save_outcome, row, outcome)
-            return outcome
-
     # --- batches -------------------------------------------------------------------------------
 
     def _wait_for_continue(self, index: int) -> None:
-        self._update_deployment(status=DeploymentStatus.awaiting_continue, next_batch=index)
+        self.update_deployment(status=DeploymentStatus.awaiting_continue, next_batch=index)
         self.ctx.log(
             f"batch {index} of {len(self.deployment.plan['batches'])} waits: "
             f"POST …/deployments/{self.deployment_id}/continue to go on",
@@ -378,17 +210,17 @@ class DeploymentRun:
                 self.ctx.sleep(float(pause))
             first = False
             self.ctx.check()
-            self._update_deployment(status=DeploymentStatus.running, next_batch=index)
+            self.update_deployment(status=DeploymentStatus.running, next_batch=index)
             names = ", ".join(row.host_name for row in todo)
             self.ctx.log(f"batch {index + 1}/{len(batches)}: {names}", "system")
             limit = plan.parallelism(self.ctx.settings, self.strategy, len(todo))
             with self.book:
                 outcomes += asyncio.run(self._gather(todo, limit, kind))
-            self.book = HostBook(self)
-            self._update_deployment(next_batch=index + 1)
-            if self._should_stop():
+            self.book = self._new_book()
+            self.update_deployment(next_batch=index + 1)
+            if self.should_stop():
                 break
-            failed = self._count_failed()
+            failed = self.book.count_failed()
             if failed > max_failures:
                 self.ctx.log(
                     f"{failed} host(s) failed, more than max_failures={max_failures}: "
@@ -396,121 +228,35 @@ class DeploymentRun:
                     "stderr",
                 )
                 break
-        self._skip_pending()
+        self.book.skip_pending()
         return outcomes
 
     async def _gather(self, rows: list[DeploymentHost], limit: int, kind: str) -> list[HostOutcome]:
         semaphore = asyncio.Semaphore(limit)
-        return list(await asyncio.gather(*(self._run_host(row, semaphore, kind) for row in rows)))
-
-    def _count_failed(self) -> int:
-        with self.session() as session:
-            return len(
-                session.scalars(
-                    select(DeploymentHost.id).where(
-                        DeploymentHost.deployment_id == self.deployment_id,
-                        DeploymentHost.status == HostStatus.failed,
-                    )
-                ).all()
-            )
-
-    def _skip_pending(self) -> None:
-        with self.session() as session:
-            session.execute(
-                update(DeploymentHost)
-                .where(
-                    DeploymentHost.deployment_id == self.deployment_id,
-                    DeploymentHost.status == HostStatus.pending,
-                )
-                .values(status=HostStatus.skipped)
-            )
-            session.commit()
-
-    def _host_summary(self) -> dict[str, Any]:
-        with self.session() as session:
-            rows = session.scalars(
-                select(DeploymentHost)
-                .where(DeploymentHost.deployment_id == self.deployment_id)
-                .order_by(DeploymentHost.batch, DeploymentHost.id)
-            ).all()
-            return {
-                row.host_name: {"status": row.status, "version": row.version, "error": row.error}
-                for row in rows
-            }
-
-    # --- the database --------------------------------------------------------------------------
-
-    def apply_db(self) -> dict[str, Any] | None:
-        if self.db_package is None or self.db_versions is None or self.db_target is None:
-            return None
-        applied = (self.deployment.db_result or {}).get("installed_after")
-        if applied and version_key(applied) >= version_key(self.db_package.version):
-            self.ctx.log("[db] applied by an earlier run of this deployment", "system")
-            return self.deployment.db_result
-        with self.ctx.step("db"):
-            delta = dbdelta.plan_upgrade(self.db_target, self.db_versions, self.db_package.version)
-            self.ctx.log(
-                f"[db] {delta.installed or 'nothing'} -> {delta.target}: "
-                f"{len(delta.scripts)} script(s)",
-                "system",
-            )
-            result = dbdelta.apply(
-                self.db_target,
-                delta,
-                package=self.db_package.filename,
-                log=lambda line: self.ctx.log(f"[db] {line}"),
-                check=self.ctx.check,
-            )
-        self._update_deployment(db_result=result)
-        self.deployment.db_result = result
-        return result
-
-    def rollback_db(self, to: str | None, why: str) -> dict[str, Any] | None:
-        if self.db_target is None:
-            return None
-        versions = self.db_versions
-        if versions is None:
-            with self.session() as session:
-                newest = session.scalars(
-                    select(Package)
-                    .where(Package.project_id == self.project.id, Package.is_db.is_(True))
-                    .order_by(Package.version_sort.desc())
-                ).first()
-                if newest is None:
-                    raise OperationError(
-                        "no DB package to take the rollback scripts from; upload one",
-                        code="no_db_package",
-                    )
-                versions = dbplan.versions_of(self.ctx.settings, newest)
-        delta = dbdelta.plan_rollback(self.db_target, versions, to)
-        self.ctx.log(f"[db] rollback ({why}): {len(delta.scripts)} script(s) to {to}", "system")
-        return dbdelta.apply(
-            self.db_target,
-            delta,
-            package="rollback",
-            log=lambda line: self.ctx.log(f"[db] {line}"),
+        return list(
+            await asyncio.gather(*(hostjob.run_host(self, row, semaphore, kind) for row in rows))
         )
 
     # --- the whole -----------------------------------------------------------------------------
 
     def _finish(self, status: DeploymentStatus, error: dict[str, Any] | None = None) -> None:
-        self._update_deployment(status=status, error=error, finished_at=utcnow())
+        self.update_deployment(status=status, error=error, finished_at=utcnow())
 
     def deploy(self) -> dict[str, Any]:
         self.load()
-        self._update_deployment(
+        self.update_deployment(
             status=DeploymentStatus.running, started_at=self.deployment.started_at or utcnow()
         )
         per_host = deployments.steps_per_host(self.deployment, self.environment)
         self._steps_total = per_host * len(self.host_rows) + (1 if self.db_package else 0)
-        self._steps_done = per_host * sum(
+        self.steps_done = per_host * sum(
             1 for r in self.host_rows if r.status == HostStatus.succeeded
         )
         self._report_progress()
         try:
-            db_result = self.apply_db()
+            db_result = dbdeploy.apply_db(self)
             if db_result is not None:
-                self._steps_done += 1
+                self.steps_done += 1
             if self.package is not None:
                 self.run_batches("deploy")
         except (OperationCanceledError, WorkerStoppingError, SlipwayError) as exc:
@@ -537,7 +283,7 @@ class DeploymentRun:
             self._finish(DeploymentStatus.canceled, {"code": "canceled", "message": "canceled"})
 
     def _end_early(self, exc: Exception) -> None:
-        self._skip_pending()
+        self.book.skip_pending()
         if isinstance(exc, OperationCanceledError | WorkerStoppingError):
             self._record_stop()
         else:
@@ -552,17 +298,19 @@ class DeploymentRun:
             )
 
     def _conclude(self) -> dict[str, Any]:
-        summary = self._host_summary()
+        summary = self.book.summary()
         failed = {name: h for name, h in summary.items() if h["status"] == HostStatus.failed}
         result: dict[str, Any] = {"hosts": summary, "db": self.deployment.db_result}
-        if self._should_stop():
+        if self.should_stop():
             self._stop_now()
         if failed:
             on_new = [n for n, h in summary.items() if h["version"] == self.deployment.version]
             if self.deployment.db_result and not on_new:
                 before = self.deployment.db_result.get("installed_before")
                 try:
-                    result["db_rollback"] = self.rollback_db(before, "no host runs the new release")
+                    result["db_rollback"] = dbdeploy.rollback_db(
+                        self, before, "no host runs the new release"
+                    )
                 except SlipwayError as exc:
                     result["db_rollback"] = {"error": exc.message}
             names = ", ".join(
@@ -584,7 +332,7 @@ class DeploymentRun:
 
     def rollback(self) -> dict[str, Any]:
         self.load()
-        self._update_deployment(
+        self.update_deployment(
             status=DeploymentStatus.running, started_at=self.deployment.started_at or utcnow()
         )
         self._steps_total = deployments.steps_per_host(self.deployment, None) * len(self.host_rows)
@@ -597,10 +345,10 @@ class DeploymentRun:
 
     def _conclude_rollback(self) -> dict[str, Any]:
         db_to = self.deployment.plan.get("db_to")
-        if db_to and not self._should_stop() and self._count_failed() == 0:
+        if db_to and not self.should_stop() and self.book.count_failed() == 0:
             with self.ctx.step("db rollback"):
-                db_result = self.rollback_db(db_to, f"rollback to {db_to}")
-            self._update_deployment(db_result=db_result)
+                db_result = dbdeploy.rollback_db(self, db_to, f"rollback to {db_to}")
+            self.update_deployment(db_result=db_result)
             self.deployment.db_result = db_result
         return self._conclude()
 
