@@ -32,8 +32,6 @@ from slipway.releases.models import (
 from slipway.releases.schemas import DeploymentCreate
 from slipway.targets.models import Host
 
-FINAL = [s.value for s in DeploymentStatus if s.is_final]
-
 
 def lock_keys(environment: Environment, host_ids: list[int]) -> list[str]:
     return [f"host:{environment.id}:{host_id}" for host_id in host_ids]
