@@ -184,9 +184,37 @@ def deploy(
         options={"hosts": body.hosts},
         actor=actor,
     )
+    return start(
+        session,
+        settings,
+        deployment,
+        environment,
+        project,
+        hosts,
+        batches,
+        kind="release.deploy",
+        actor=actor,
+        trigger=trigger,
+    )
+
+
+def start(
+    session: Session,
+    settings: Settings,
+    deployment: Deployment,
+    environment: Environment,
+    project: Project,
+    hosts: list[Host],
+    batches: list[list[int]],
+    *,
+    kind: str,
+    actor: str | None,
+    trigger: str,
+) -> Started:
+    """Store a new deployment (or rollback) with a row per host, and submit its operation."""
     session.add(deployment)
     session.flush()
-    add_hosts(session, deployment, hosts, batches)
+    _add_hosts(session, deployment, hosts, batches)
     operation = submit(
         session,
         settings,
@@ -194,14 +222,14 @@ def deploy(
         environment,
         project,
         [host.id for host in hosts],
-        kind="release.deploy",
+        kind=kind,
         actor=actor,
         trigger=trigger,
     )
     return Started(deployment, operation)
 
 
-def add_hosts(
+def _add_hosts(
     session: Session, deployment: Deployment, hosts: list[Host], batches: list[list[int]]
 ) -> None:
     batch_of = {host_id: index for index, batch in enumerate(batches) for host_id in batch}

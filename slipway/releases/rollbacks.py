@@ -9,7 +9,7 @@ from slipway.core.config import Settings
 from slipway.core.errors import ConflictError, InputError
 from slipway.jobs.models import Trigger
 from slipway.releases import dbpackage, plan, service
-from slipway.releases.deployments import Started, add_hosts, submit
+from slipway.releases.deployments import Started, start
 from slipway.releases.models import Deployment, Environment, Project
 from slipway.releases.schemas import RollbackCreate
 from slipway.targets.models import Host
@@ -83,18 +83,15 @@ def rollback(
         options={"hosts": body.hosts, "db": body.db, "to": body.to},
         actor=actor,
     )
-    session.add(deployment)
-    session.flush()
-    add_hosts(session, deployment, hosts, batches)
-    operation = submit(
+    return start(
         session,
         settings,
         deployment,
         environment,
         project,
-        [host.id for host in hosts],
+        hosts,
+        batches,
         kind="release.rollback",
         actor=actor,
         trigger=Trigger.rollback if actor is None else Trigger.api,
     )
-    return Started(deployment, operation)
