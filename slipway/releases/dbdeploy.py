@@ -1,7 +1,7 @@
 """A deployment's database part: the DB package's increments before the hosts, and rolling back.
 
 Functions of the running `DeploymentRun` (releases/jobs.py), which has loaded the target database
-and the DB package's versions; dbdelta plans and runs the scripts.
+and the DB package's versions; dbdelta plans the scripts and dbapply runs them.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from slipway.core.errors import OperationError
-from slipway.releases import dbdelta, dbplan
+from slipway.releases import dbapply, dbdelta, dbplan
 from slipway.releases.dbpackage import version_key
 from slipway.releases.models import Package
 
@@ -33,7 +33,7 @@ def apply_db(run: DeploymentRun) -> dict[str, Any] | None:
             f"{len(delta.scripts)} script(s)",
             "system",
         )
-        result = dbdelta.apply(
+        result = dbapply.apply(
             run.db_target,
             delta,
             package=run.db_package.filename,
@@ -64,7 +64,7 @@ def rollback_db(run: DeploymentRun, to: str | None, why: str) -> dict[str, Any] 
             versions = dbplan.versions_of(run.ctx.settings, newest)
     delta = dbdelta.plan_rollback(run.db_target, versions, to)
     run.ctx.log(f"[db] rollback ({why}): {len(delta.scripts)} script(s) to {to}", "system")
-    return dbdelta.apply(
+    return dbapply.apply(
         run.db_target,
         delta,
         package="rollback",

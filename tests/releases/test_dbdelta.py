@@ -16,7 +16,8 @@ from slipway.core.errors import (
     InputError,
     InvalidStateError,
 )
-from slipway.releases.dbdelta import DbScriptError, apply, plan_rollback, plan_upgrade
+from slipway.releases.dbapply import DbScriptError, apply
+from slipway.releases.dbdelta import plan_rollback, plan_upgrade
 from slipway.releases.dbpackage import DbScript, DbVersion, load_versions, version_key
 from slipway.releases.dbtarget import HISTORY_TABLE, TargetDatabase, installed_version
 from tests.conftest import free_port
