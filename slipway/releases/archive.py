@@ -20,7 +20,8 @@ that changes kind (file, directory, link) is refused. setuid/setgid files are re
 they would run with another user's rights on the target; a setgid directory, sticky bits and
 world-writable modes only produce `warnings`, since the deployer sets modes itself.
 
-File names are checked by `package_names`; member paths and the layout by `archive_tree`.
+File names are checked by `package_names`, member paths by `archive_tree` and the layout by
+`archive_layout`.
 """
 
 from __future__ import annotations
@@ -36,17 +37,14 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from slipway.core.errors import InputError
-from slipway.releases.archive_tree import (
-    SHRINK_FIX,
-    ArchiveLimits,
-    Tree,
+from slipway.releases.archive_layout import (
     compile_globs,
     detect_layout,
+    find_config_files,
     find_db_versions,
     find_scripts,
-    path_parts,
-    unsafe,
 )
+from slipway.releases.archive_tree import SHRINK_FIX, ArchiveLimits, Tree, path_parts, unsafe
 from slipway.releases.package_names import EXAMPLE_NAME
 
 # tarfile copies its leftover buffer on every header read: small reads keep that cheap.
@@ -190,7 +188,7 @@ def inspect_archive(
         return report
     report.layout, report.content_root = detect_layout(tree)
     report.scripts = find_scripts(tree, report.content_root)
-    report.config_files = tree.config_files(report.content_root, matchers)
+    report.config_files = find_config_files(tree, report.content_root, matchers)
     return report
 
 
