@@ -18,13 +18,11 @@ from typing import Any
 
 from slipway.core.errors import InputError
 from slipway.releases.archive_tree import Tree, join, path_parts, unsafe
-from slipway.releases.dbpackage import version_key
+from slipway.releases.dbpackage import SCRIPT_NAME, VERSION_DIR, version_key
 from slipway.releases.package_names import show
 
 _PLAIN_MARKERS = frozenset({"bin", "conf", "lib", "logs"})
 _SCRIPT = re.compile(r"(?:(\d{1,6})_)?(deploy|start|stop)\.sh")
-_SQL = re.compile(r"(\d{1,6})_.+\.sql", re.IGNORECASE)
-_VERSION_DIR = re.compile(r"(?:.*[_-])?[vV]?(\d{1,9}(?:\.\d{1,9}){0,3})")
 
 
 def _layout_error(problem: str, code: str = "bad_package_layout") -> InputError:
@@ -149,10 +147,10 @@ def _sql_scripts(tree: Tree, folder: str) -> list[str]:
     numbered = []
     for name in tree.children.get(folder, set()):
         path = join(folder, name)
-        match = _SQL.fullmatch(name)
+        match = SCRIPT_NAME.fullmatch(name)
         if tree.kind(path) not in ("file", "hardlink") or match is None:
-            raise _db_error(f"{path} is not a numbered SQL file (N_name.sql)")
-        numbered.append((int(match[1]), name))
+            raise _db_error(f"{path} is not a numbered SQL file (like 1_create.sql)")
+        numbered.append((int(match["number"]), name))
     numbered.sort()
     for (number, first), (other, second) in zip(numbered, numbered[1:], strict=False):
         if number == other:
@@ -172,13 +170,13 @@ def find_db_versions(tree: Tree) -> tuple[str, list[dict[str, Any]]]:
     versions: dict[tuple[int, ...], dict[str, Any]] = {}
     for name in sorted(tree.children.get(root, set())):
         path = join(root, name)
-        match = _VERSION_DIR.fullmatch(name)
+        match = VERSION_DIR.fullmatch(name)
         if path not in tree.dirs or match is None:
             raise _db_error(f"{path} is not a version directory")
         unknown = sorted(tree.children.get(path, set()) - {"increment", "rollback"})
         if unknown:
             raise _db_error(f"{path} holds {', '.join(unknown)}")
-        version: dict[str, Any] = {"dir": name, "version": match[1]}
+        version: dict[str, Any] = {"dir": name, "version": match["version"]}
         for step in ("increment", "rollback"):
             folder = join(path, step)
             if tree.kind(folder) not in (None, "dir"):
@@ -186,7 +184,7 @@ def find_db_versions(tree: Tree) -> tuple[str, list[dict[str, Any]]]:
             version[step] = _sql_scripts(tree, folder)
         if not version["increment"] and not version["rollback"]:
             raise _db_error(f"{path} holds no SQL scripts")
-        key = version_key(match[1])
+        key = version_key(match["version"])
         if key in versions:
             raise _db_error(f"{join(root, versions[key]['dir'])} and {path} are the same version")
         versions[key] = version

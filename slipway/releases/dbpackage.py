@@ -24,8 +24,13 @@ from slipway.core.errors import InputError
 INCREMENT = "increment"
 ROLLBACK = "rollback"
 
-_VERSION_DIR = re.compile(r"^(?:[\w.-]*_)?v(?P<version>\d+(?:\.\d+)*)$", re.IGNORECASE)
-_SCRIPT_NAME = re.compile(r"^(?P<number>\d+)(?:[_-][^/]*)?\.sql$", re.IGNORECASE)
+# What a version directory and a script may be called: the upload's inspection
+# (archive_layout) and the deployment (load_versions) read names with these same two patterns,
+# so a package that passes at upload is never refused at deploy time for its names.
+# Directories: `app_v1.0` (WeCube's example), `app-1.0`, `v1.0`, `1.0`. Scripts: `1_create.sql`,
+# `1-create.sql`, `1.sql`.
+VERSION_DIR = re.compile(r"(?:.*[_-])?[vV]?(?P<version>\d{1,9}(?:\.\d{1,9}){0,3})")
+SCRIPT_NAME = re.compile(r"(?P<number>\d{1,6})(?:[_-][^/]*)?\.sql", re.IGNORECASE)
 _VERSION = re.compile(r"^[vV]?(\d+(?:\.\d+)*)$")
 
 
@@ -81,7 +86,7 @@ def load_versions(files: Mapping[str, bytes]) -> list[DbVersion]:
         path = raw_path.removeprefix("./").strip("/")
         parts = path.split("/")
         directory = parts[0]
-        dir_match = _VERSION_DIR.match(directory)
+        dir_match = VERSION_DIR.fullmatch(directory)
         if not dir_match:
             problems.append(f"{directory}: not a version directory (expected a name like app_v1.0)")
             continue
@@ -89,7 +94,7 @@ def load_versions(files: Mapping[str, bytes]) -> list[DbVersion]:
             problems.append(f"{path}: scripts belong in {directory}/increment/ or /rollback/")
             continue
         action, name = parts[1], parts[2]
-        name_match = _SCRIPT_NAME.match(name)
+        name_match = SCRIPT_NAME.fullmatch(name)
         if not name.lower().endswith(".sql"):
             problems.append(f"{path}: not an SQL script (only .sql files are allowed)")
             continue

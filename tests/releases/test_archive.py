@@ -510,6 +510,26 @@ def test_db_package_versions_sorted_numerically(tmp_path: Path) -> None:
     assert report.db_versions[1]["increment"] == []
 
 
+def test_every_db_package_the_upload_accepts_the_deployment_reads(tmp_path: Path) -> None:
+    # Upload and deployment once named version directories by different rules: `app-1.1` and
+    # `1.2` passed the upload, then every deployment of the package was refused.
+    from slipway.releases.dbpackage import load_versions
+
+    scripts = {"1_a.sql": "SELECT 1;", "2-b.SQL": "SELECT 2;", "3.sql": "SELECT 3;"}
+    names = ["app_v1.0", "app-1.1", "1.2", "v1.3", "wecube-core-db_v1.4"]
+    path = make_db_package(tmp_path, versions={name: {"increment": scripts} for name in names})
+    report = inspect_archive(path, is_db=True)
+    members = [
+        f"{v['dir']}/increment/{script}" for v in report.db_versions for script in v["increment"]
+    ]
+    versions = load_versions(read_members(path, {member: member for member in members}))
+    assert [(v["dir"], v["version"]) for v in report.db_versions] == list(
+        zip(names, ["1.0", "1.1", "1.2", "1.3", "1.4"], strict=True)
+    )
+    assert [v.version for v in versions] == ["1.0", "1.1", "1.2", "1.3", "1.4"]
+    assert [s.name for s in versions[0].increment] == ["1_a.sql", "2-b.SQL", "3.sql"]
+
+
 @pytest.mark.parametrize("wrapper", ["wecube-core-db", "wecube-core-db_1.0.1"])
 def test_db_package_in_a_wrapper_dir(tmp_path: Path, wrapper: str) -> None:
     report = inspect_archive(make_db_package(tmp_path, wrapper=wrapper), is_db=True)
