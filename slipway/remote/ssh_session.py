@@ -1,7 +1,8 @@
 """One open SSH connection to a host, and every command and file transfer run over it.
 
 One SSH channel per command over the one connection, so a command costs a round trip, not a
-handshake. A timeout or a cancel kills the command and everything it started on the host.
+handshake. A timeout or a cancel kills the command and everything it started on the host
+(remote/ssh_channels.py starts each command on its channel and does the killing).
 """
 
 from __future__ import annotations
@@ -14,39 +15,30 @@ import re
 import shlex
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncssh
 
 from slipway.core.errors import InputError, RemoteCommandError
+from slipway.remote.ssh_channels import Channels, OnLine, Running, TimedOut, pump, pump_stderr
 from slipway.remote.ssh_keys import public_line
-from slipway.remote.ssh_types import RemoteResult, SSHConnectionLostError, SSHError, SSHTarget
+from slipway.remote.ssh_types import RemoteResult, SSHError, SSHTarget
 
-MAX_CHANNELS = 8  # OpenSSH allows 10 channels per connection by default (MaxSessions)
 CHUNK = 256 * 1024
-KILL_GRACE = 5.0  # how long a killed command gets to report its end
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_SAY_PID = "echo slipway-pid:$$ >&2"
-_PID_LINE = re.compile(rb"slipway-pid:(\d+)\n")
-
-OnLine = Callable[[str, str], None]
-Process = asyncssh.SSHClientProcess[bytes]
 
 
 class SSHSession:
     """One open connection to a host; use as `async with await connect(target) as session`."""
 
     def __init__(self, conn: asyncssh.SSHClientConnection, target: SSHTarget) -> None:
-        self._conn = conn
         self.target = target
         self.label = target.label
         server_key = conn.get_server_host_key()
         assert server_key is not None  # there is always one once the handshake is done
         self.host_key = public_line(server_key)
         self.host_key_fingerprint = server_key.get_fingerprint("sha256")
-        self._channels = asyncio.Semaphore(MAX_CHANNELS)
-        self._stopping: set[asyncio.Future[None]] = set()
+        self._channels = Channels(conn, target)
 
     async def __aenter__(self) -> SSHSession:
         return self
@@ -71,13 +63,13 @@ class SSHSession:
         err: list[str] = []
         data = input.encode() if isinstance(input, str) else input
 
-        async def talk(running: _Running) -> None:
+        async def talk(running: Running) -> None:
             if data:
                 running.stdin.write(data)
             running.stdin.write_eof()
             await asyncio.gather(
-                _pump(running.stdout, "stdout", out, on_line),
-                _pump_stderr(running, err, on_line),
+                pump(running.stdout, "stdout", out, on_line),
+                pump_stderr(running, err, on_line),
             )
 
         def result(status: int | None) -> RemoteResult:
@@ -86,10 +78,10 @@ class SSHSession:
                                 "".join(err), duration)  # fmt: skip
 
         try:
-            status = await self._execute(
+            status = await self._channels.execute(
                 _with_env(command, env), talk, timeout=timeout, shown=f"`{_short(command)}`"
             )
-        except _TimedOut as timed_out:
+        except TimedOut as timed_out:
             raise RemoteCommandError(
                 f"{self.label}: `{_short(command)}` did not finish within {timeout:g} s and was "
                 "killed; give it a longer timeout or find out what it waits for",
@@ -211,15 +203,17 @@ class SSHSession:
         chunks: list[bytes] = []
         err: list[str] = []
 
-        async def talk(running: _Running) -> None:
+        async def talk(running: Running) -> None:
             running.stdin.write_eof()
             content, _ = await asyncio.gather(
-                running.stdout.read(), _pump_stderr(running, err, None)
+                running.stdout.read(), pump_stderr(running, err, None)
             )
             chunks.append(content)
 
         command = f"cat -- {shlex.quote(remote)}"
-        status = await self._execute(command, talk, timeout=None, shown=f"reading {remote}")
+        status = await self._channels.execute(
+            command, talk, timeout=None, shown=f"reading {remote}"
+        )
         if status != 0:
             done = RemoteResult(command, status, "", "".join(err), time.monotonic() - started)
             raise _command_failed(self.label, done, doing=f"read {remote}")
@@ -227,10 +221,7 @@ class SSHSession:
 
     async def close(self) -> None:
         """Close the connection, once commands cancelled on it have been killed."""
-        if self._stopping:
-            await asyncio.wait(self._stopping, timeout=KILL_GRACE)
-        self._conn.close()
-        await self._conn.wait_closed()
+        await self._channels.close()
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -246,9 +237,9 @@ class SSHSession:
         out: list[str] = []
         err: list[str] = []
 
-        async def talk(running: _Running) -> None:
+        async def talk(running: Running) -> None:
             readers = asyncio.gather(
-                _pump(running.stdout, "stdout", out, None), _pump_stderr(running, err, None)
+                pump(running.stdout, "stdout", out, None), pump_stderr(running, err, None)
             )
             try:
                 await send(running.stdin)
@@ -258,140 +249,13 @@ class SSHSession:
                 raise
             await readers
 
-        status = await self._execute(command, talk, timeout=None, shown=shown)
+        status = await self._channels.execute(command, talk, timeout=None, shown=shown)
         duration = time.monotonic() - started
         return RemoteResult(command, status, "".join(out), "".join(err), duration)
-
-    async def _execute(
-        self,
-        command: str,
-        talk: Callable[[_Running], Awaitable[None]],
-        *,
-        timeout: float | None,
-        shown: str,
-    ) -> int:
-        """Run `command` on a channel of its own while `talk` feeds and drains it; returns its
-        exit status (-N for signal N). Raises _TimedOut after killing it on timeout. `shown` is
-        how messages name the work (never the command line: env values may be secrets)."""
-        async with self._channels:
-            try:
-                running = await self._open(command)
-                try:
-                    async with asyncio.timeout(timeout):
-                        await talk(running)
-                        await running.process.wait_closed()
-                except TimeoutError:
-                    await self._stop(running)
-                    raise _TimedOut(running.process.returncode) from None
-                except BaseException:  # cancelled, a failing on_line, the connection gone
-                    self._stop_soon(running)
-                    raise
-            except (asyncssh.DisconnectError, asyncssh.ChannelOpenError, ConnectionError) as exc:
-                raise self._lost(shown) from exc
-        if running.process.returncode is None:  # the channel closed without an exit status
-            raise self._lost(shown)
-        return running.process.returncode
-
-    async def _open(self, command: str) -> _Running:
-        """Start `command`; a cancel that lands mid-start still stops it once it has started."""
-        starting = asyncio.ensure_future(self._start(command))
-        try:
-            return await asyncio.shield(starting)
-        except asyncio.CancelledError:
-            starting.add_done_callback(
-                lambda done: done.cancelled() or done.exception() or self._stop_soon(done.result())
-            )
-            raise
-
-    async def _start(self, command: str) -> _Running:
-        # sshd runs every command as a session (and process group) leader; its first line tells
-        # us that leader's pid, so that _stop can kill the whole group. A line of its own: a
-        # shell parses line by line, so a syntax error further on still comes after it.
-        process = await self._conn.create_process(
-            f"{_SAY_PID}\n{command}", encoding=None, request_pty=False
-        )
-        early = b""  # what a chatty .bashrc wrote before the pid line
-        while line := await process.stderr.readline():
-            said = _PID_LINE.fullmatch(line)
-            if said:
-                return _Running(process, int(said[1]), early)
-            early += line
-        return _Running(process, None, early)  # not a POSIX login shell: no group to kill
-
-    async def _stop(self, running: _Running) -> None:
-        """Kill a command that is still running, and everything it started, on the host.
-
-        Closing the channel would leave it running, and the SSH "signal" request is no help:
-        OpenSSH refuses it for root logins (no privilege separation there), the usual case. So
-        the process group is killed from a second channel, then the first one is closed.
-        """
-        process = running.process
-        if process.returncode is None and running.pid is not None:
-            group = running.pid
-            # `kill -9 -PGID`: the one spelling dash, bash and busybox sh all take.
-            kill = f"kill -9 -{group} 2>/dev/null || kill -9 {group} 2>/dev/null"
-            if self.target.user != "root":  # what it ran under sudo is root's
-                kill += f"; sudo -n /bin/kill -9 -- -{group} 2>/dev/null"
-            with contextlib.suppress(Exception):  # the connection may be gone as well
-                async with asyncio.timeout(KILL_GRACE):
-                    await self._conn.run(kill, request_pty=False)
-                    await process.wait_closed()
-        process.close()
-
-    def _stop_soon(self, running: _Running) -> None:
-        """_stop in the background (the caller was cancelled); close() waits for it."""
-        task = asyncio.ensure_future(self._stop(running))
-        self._stopping.add(task)
-        task.add_done_callback(self._stopping.discard)
 
     async def _discard(self, path: str) -> None:
         with contextlib.suppress(SSHError, RemoteCommandError):
             await self.run(f"rm -f -- {shlex.quote(path)}", check=False)
-
-    def _lost(self, shown: str) -> SSHConnectionLostError:
-        return SSHConnectionLostError(
-            f"{self.label}: the connection was lost during {shown}; check that the host is up "
-            "and retry (what was under way may or may not have finished)"
-        )
-
-
-@dataclass
-class _Running:
-    process: Process
-    pid: int | None  # on the host: the command's process (and process group) leader
-    early_stderr: bytes = b""  # what came instead of the pid line
-
-    @property
-    def stdout(self) -> asyncssh.SSHReader[bytes]:
-        return self.process.stdout
-
-    @property
-    def stdin(self) -> asyncssh.SSHWriter[bytes]:
-        return self.process.stdin
-
-
-class _TimedOut(Exception):
-    def __init__(self, status: int | None) -> None:
-        self.status = status
-
-
-async def _pump(
-    reader: asyncssh.SSHReader[bytes], stream: str, sink: list[str], on_line: OnLine | None
-) -> None:
-    while raw := await reader.readline():  # b"" only at the end (iterating yields that too)
-        line = raw.decode("utf-8", errors="replace")
-        sink.append(line)
-        if on_line is not None:
-            on_line(stream, line.rstrip("\n"))
-
-
-async def _pump_stderr(running: _Running, sink: list[str], on_line: OnLine | None) -> None:
-    if running.early_stderr:
-        line = running.early_stderr.decode("utf-8", errors="replace")
-        sink.append(line)
-        if on_line is not None:
-            on_line("stderr", line.rstrip("\n"))
-    await _pump(running.process.stderr, "stderr", sink, on_line)
 
 
 def sha256_command(remote: str) -> str:
