@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Required, TypedDict, Unpack
 
-from sqlalchemy import Table, func, select, tuple_, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from slipway.core.config import Settings
@@ -16,7 +15,7 @@ from slipway.core.db import hold_mutex, utcnow
 from slipway.core.errors import InputError, InvalidStateError, NotFoundError
 from slipway.core.redis import get_redis, key
 from slipway.jobs import locks, queue
-from slipway.jobs.inserts import insert_at_once, insert_new, insert_rows, is_clean
+from slipway.jobs.inserts import Companions, insert_at_once, insert_new, insert_rows, is_clean
 from slipway.jobs.kinds import get_kind
 from slipway.jobs.logs import append_system_line, end_stream
 from slipway.jobs.models import (
@@ -78,7 +77,7 @@ def submit(
     *,
     scheduled_for: datetime | None = None,
     enqueue: bool = True,
-    also_insert: Sequence[tuple[Table, dict[str, Any]]] = (),
+    also_insert: Companions = (),
     **fields: Unpack[OperationFields],
 ) -> Operation:
     """Record a new operation and start it: queued, waiting for its locks, or scheduled.
