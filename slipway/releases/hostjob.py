@@ -33,11 +33,12 @@ async def run_host(
             row.host_id, status=HostStatus.running, started_at=utcnow(), steps=[], error=None
         )
         host = _host_plan(run, row)
-        release = release_of(run)
         if kind == "rollback":
             target = run.deployment.plan["targets"][str(row.host_id)]
             host.rollback_to = target
             release = release_of(run, target)
+        else:
+            release = release_of(run)
         from slipway.releases.hostdeploy import HostRun  # loads asyncssh: only where hosts run
 
         hooks = Hooks(
